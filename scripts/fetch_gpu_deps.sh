@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2016  # '$ORIGIN', '${pcfiledir}', '${CMAKE_CURRENT_LIST_DIR}' are meant literally
 # Builds .gpu-deps/: the C++ dependencies that the lent GPU machine lacks, as a relocatable prefix
 # that travels there as a carried (git-ignored) path. See docs/gpu-deps.md.
 #
@@ -374,13 +375,16 @@ sed -i 's|find_dependency(CURL)|find_package(CURL QUIET)  # was find_dependency 
         s|find_dependency(ZLIB)|find_package(ZLIB QUIET)  # was find_dependency (fetch_gpu_deps.sh)|' "$pc"
 
 # 4e. pkg-config files (for sentencepiece, or anyone using pkg_check_modules): make them relative
-# to their own location with pkgconf's ${pcfiledir}.
+# to their own location with pkgconf's ${pcfiledir}. Some have no prefix= line (nlohmann_json.pc
+# says -I/usr/include), and gRPC's say libdir=${exec_prefix}/lib although the libraries are in
+# lib/x86_64-linux-gnu (harmless in /usr, wrong in the tree): fix both.
 for f in "$root/$arch_dir"/pkgconfig/*.pc "$root"/usr/share/pkgconfig/*.pc; do
   [ -e "$f" ] || continue
   case $f in */$arch_dir/pkgconfig/*) up='${pcfiledir}/../../..' ;; *) up='${pcfiledir}/../..' ;; esac
-  sed -i "s|^prefix=/usr\$|prefix=$up|; s|=/usr/lib/x86_64-linux-gnu|=\${prefix}/lib/x86_64-linux-gnu|;
-          s|=/usr/include|=\${prefix}/include|" "$f"
-  ! grep -q '=/usr' "$f" || die "absolute path left in $f"
+  grep -q '^prefix=' "$f" || sed -i "1i prefix=/usr" "$f"
+  sed -i "s|^prefix=/usr\$|prefix=$up|; s|/usr/lib/x86_64-linux-gnu|\${prefix}/lib/x86_64-linux-gnu|g;
+          s|/usr/include|\${prefix}/include|g; s|^libdir=\${exec_prefix}/lib\$|&/x86_64-linux-gnu|" "$f"
+  ! grep -q '/usr' "$f" || die "absolute path left in $f"
 done
 
 # 4f. RUNPATH. Debian's libraries have none: they rely on /usr/lib being searched. In the tree,
