@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <iomanip>
 #include <sstream>
 
 #include "common/config_schema.h"
@@ -59,7 +60,7 @@ bool parse_double(const std::string& text, double& out) {
 
 std::string format_bound(double v) {
   std::ostringstream s;
-  s << v;
+  s << std::setprecision(12) << v;
   return s.str();
 }
 
@@ -145,6 +146,43 @@ std::vector<std::string> job_config_keys() {
   std::vector<std::string> keys;
   for (const auto& f : config::schema()) keys.push_back(f.name);
   return keys;
+}
+
+std::string job_config_reference_markdown() {
+  JobConfig defaults;
+  std::ostringstream out;
+  std::string section;
+  for (const auto& f : config::schema()) {
+    if (f.section != section) {
+      out << (section.empty() ? "" : "\n") << "### " << f.section << "\n\n| key | type | default | allowed | meaning |\n"
+          << "| --- | --- | --- | --- | --- |\n";
+      section = f.section;
+    }
+    std::string type, value, allowed;
+    std::visit(
+        [&](auto member) {
+          using T = std::remove_cvref_t<decltype(defaults.*member)>;
+          if constexpr (std::is_same_v<T, bool>) type = "bool", value = defaults.*member ? "true" : "false";
+          else if constexpr (std::is_same_v<T, int64_t>) type = "int", value = std::to_string(defaults.*member);
+          else if constexpr (std::is_same_v<T, double>) type = "float", value = format_bound(defaults.*member);
+          else type = f.accepts_list ? "string or list" : "string", value = defaults.*member;
+        },
+        f.member);
+    if (!f.choices.empty()) {
+      for (const auto& c : f.choices) allowed += (allowed.empty() ? "" : ", ") + (c.empty() ? std::string("\"\"") : c);
+    } else if (f.range.min || f.range.max) {
+      allowed = str(f.range.min ? str(f.range.min_exclusive ? "> " : ">= ", format_bound(*f.range.min)) : "",
+                    f.range.min && f.range.max ? ", " : "",
+                    f.range.max ? str(f.range.max_exclusive ? "< " : "<= ", format_bound(*f.range.max)) : "");
+    }
+    out << "| `" << f.name << "` | " << type << " | " << (value.empty() ? "" : "`" + value + "`") << " | " << allowed
+        << " | " << f.help << " |\n";
+  }
+  out << "\nAccepted and ignored with a warning (LLaMA-Factory keys with no effect here): ";
+  std::string ignored;
+  for (const auto& k : config::ignored_llamafactory_keys()) ignored += (ignored.empty() ? "`" : ", `") + k + "`";
+  out << ignored << ".\n";
+  return out.str();
 }
 
 JobConfig parse_job_config(const std::string& yaml_text, const std::string& name,

@@ -104,4 +104,7 @@ JobConfig parse_job_config(const std::string& yaml_text, const std::string& name
 // Every key pdsd accepts, in schema order (for docs and did-you-mean).
 std::vector<std::string> job_config_keys();
 
+// docs/config.md's key table, generated from the schema (a test keeps the doc in step).
+std::string job_config_reference_markdown();
+
 }  // namespace pdsd

@@ -53,7 +53,7 @@ torch_prefix=$(.venv/bin/python -c 'import torch; print(torch.utils.cmake_prefix
 
 # --- 3. Build -----------------------------------------------------------------------------------
 cmake_args=(-S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release "-DCMAKE_PREFIX_PATH=$torch_prefix"
-            "-DPython3_EXECUTABLE=$repo/.venv/bin/python")
+            "-DPDSD_PYTHON=$repo/.venv/bin/python")
 command -v ccache >/dev/null && cmake_args+=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 if [ ! -f build/build.ninja ]; then
   say "configuring (CMake prefix for libtorch: $torch_prefix)"

@@ -183,3 +183,16 @@ TEST(ConfigValidation, MissingFileNamesThePath) {
 
 }  // namespace
 }  // namespace pdsd
+
+namespace pdsd {
+namespace {
+
+TEST(ConfigValidation, DocsListEveryKeyAsTheSchemaSays) {
+  std::ifstream in("docs/config.md");
+  std::string doc{std::istreambuf_iterator<char>(in), {}};
+  EXPECT_NE(doc.find(job_config_reference_markdown()), std::string::npos)
+      << "docs/config.md is out of date: regenerate its table with pdsd-worker --print-config-keys";
+}
+
+}  // namespace
+}  // namespace pdsd

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "common/job_config.h"
@@ -25,12 +26,23 @@ int run(int argc, char** argv) {
   CLI::App app{"pdsd-worker: one training process (normally started by pdsd-launch)"};
   std::string config_path;
   std::vector<std::string> overrides;
-  app.add_option("config", config_path, "job config YAML")->required();
+  app.add_option("config", config_path, "job config YAML");
   app.add_option("overrides", overrides, "key=value settings that override the config file");
+  bool print_keys = false;
+  app.add_flag("--print-config-keys", print_keys, "print every job-config key as a Markdown table and exit");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  }
+  if (print_keys) {
+    std::cout << pdsd::job_config_reference_markdown();
+    return 0;
+  }
+  if (config_path.empty()) {
+    std::cerr << "pdsd-worker: a job config YAML is required (see --help)\n";
+    return 2;
   }
 
   pdsd::WorkerEnv env = pdsd::read_worker_env();

@@ -4,6 +4,7 @@
 # the same model dir (the peer reading the same safetensors).
 set -euo pipefail
 bin=$1
+python=$2
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 "$bin/pdsd-launch" --standalone --nproc 2 --log-dir "$out/logs" configs/sft.yaml "output_dir=$out/run" > "$out/console.txt" 2>&1 \
@@ -11,7 +12,7 @@ trap 'rm -rf "$out"' EXIT
 grep -q '"trained": false' "$out/run/worker_report.json"
 ranks=$(grep -ho 'sum of squares [0-9.e+-]*' "$out"/logs/attempt_0/rank_*.log | sort -u | wc -l)
 [ "$ranks" = 1 ] || { echo "ranks disagree on the weights:"; grep -h 'sum of squares' "$out"/logs/attempt_0/rank_*.log; exit 1; }
-.venv/bin/python - "$out/run/worker_report.json" <<'PY'
+"$python" - "$out/run/worker_report.json" <<'PY'
 import json, sys, torch
 from transformers import AutoModelForCausalLM
 report = json.load(open(sys.argv[1]))
