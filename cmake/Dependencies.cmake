@@ -49,6 +49,14 @@ else()
 endif()
 # libtorch's c10d (Gloo/NCCL process groups) lives in torch_cpu / torch_cuda: no extra library.
 
+# libtorch_cpu.so exports thousands of std:: symbols (std::filesystem among them) from the older
+# libstdc++ it was built with. If it comes before libstdc++.so.6 in a binary's DT_NEEDED list, the
+# dynamic linker binds our calls to those copies, which do not match a newer compiler's headers
+# (g++ 13 on the GPU machine: std::filesystem::directory_iterator crashed). Listing libstdc++ first
+# makes every binary bind to the system's, as a Python process that imports torch does.
+# tests/test_libstdcxx_binding.cpp checks it.
+target_link_options(pdsd_torch INTERFACE "SHELL:-Wl,--push-state,--no-as-needed -lstdc++ -Wl,--pop-state")
+
 # --- CUDA + NCCL (optional) ----------------------------------------------------------------------
 if(PDSD_CUDA)
   enable_language(CUDA)
