@@ -55,6 +55,15 @@ endif()
 # (g++ 13 on the GPU machine: std::filesystem::directory_iterator crashed). Listing libstdc++ first
 # makes every binary bind to the system's, as a Python process that imports torch does.
 # tests/test_libstdcxx_binding.cpp checks it.
+# A compiler that has only a static libstdc++ (e.g. a private GCC build) cannot give that order:
+# libtorch's copies would then win outright. Refuse it at configure time with the way out.
+execute_process(COMMAND ${CMAKE_CXX_COMPILER} -print-file-name=libstdc++.so
+                OUTPUT_VARIABLE PDSD_SHARED_LIBSTDCXX OUTPUT_STRIP_TRAILING_WHITESPACE)
+if(NOT IS_ABSOLUTE "${PDSD_SHARED_LIBSTDCXX}")
+  message(FATAL_ERROR "pdsd: ${CMAKE_CXX_COMPILER} has no shared libstdc++ (libstdc++.so); linking it "
+          "statically next to libtorch would bind std:: calls to libtorch's older copies and crash. "
+          "Use a compiler with a shared libstdc++, e.g. -DCMAKE_CXX_COMPILER=/usr/bin/g++")
+endif()
 target_link_options(pdsd_torch INTERFACE "SHELL:-Wl,--push-state,--no-as-needed -lstdc++ -Wl,--pop-state")
 
 # --- CUDA + NCCL (optional) ----------------------------------------------------------------------

@@ -23,7 +23,10 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | 
 
 build=build-gpu
 set -o pipefail
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPDSD_CUDA=ON \
+# The system g++ (shared libstdc++), not a private GCC with only libstdc++.a that may come first in
+# PATH there: see cmake/Dependencies.cmake on libtorch's exported std:: symbols.
+cxx=${CXX_FOR_PDSD:-/usr/bin/g++}
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPDSD_CUDA=ON "-DCMAKE_CXX_COMPILER=$cxx" \
   "-DCMAKE_PREFIX_PATH=$torch_prefix;$PDSD_GPU_DEPS_PREFIX" "-DPDSD_PYTHON=$python" > "$out/configure.log" 2>&1 \
   || { tail -40 "$out/configure.log"; exit 1; }
 t_build=$SECONDS
