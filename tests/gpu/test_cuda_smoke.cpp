@@ -5,7 +5,8 @@
 
 #ifdef PDSD_HAVE_CUDA
 #include <ATen/cuda/CUDAContext.h>
-#include <nccl.h>
+
+#include "worker/cuda_check.h"
 #endif
 
 namespace {
@@ -33,10 +34,25 @@ TEST(CudaSmoke, NcclLibraryLoads) {
   PDSD_REQUIRE_GPU();
 #ifdef PDSD_HAVE_CUDA
   int version = 0;
-  ASSERT_EQ(ncclGetVersion(&version), ncclSuccess);
+  PDSD_NCCL_CHECK(ncclGetVersion(&version));
   EXPECT_GE(version, 22800) << "NCCL " << version;
   std::printf("NCCL version code %d, %d GPU(s), %s\n", version, static_cast<int>(at::cuda::device_count()),
               at::cuda::getCurrentDeviceProperties()->name);
+#endif
+}
+
+TEST(CudaSmoke, FailedCudaCallNamesTheCallAndLocation) {
+  PDSD_REQUIRE_GPU();
+#ifdef PDSD_HAVE_CUDA
+  try {
+    PDSD_CUDA_CHECK(cudaSetDevice(1 << 20));
+    FAIL() << "cudaSetDevice on a device that does not exist succeeded";
+  } catch (const pdsd::Error& e) {
+    std::string what = e.what();
+    EXPECT_NE(what.find("CUDA error cudaErrorInvalidDevice"), std::string::npos) << what;
+    EXPECT_NE(what.find("cudaSetDevice(1 << 20)"), std::string::npos) << what;
+    EXPECT_NE(what.find("test_cuda_smoke.cpp:"), std::string::npos) << what;
+  }
 #endif
 }
 
