@@ -18,6 +18,9 @@ find_package(CLI11 REQUIRED)
 find_package(spdlog REQUIRED)
 find_package(fmt REQUIRED)
 find_package(GTest REQUIRED)
+find_package(PkgConfig REQUIRED)
+# Unicode-class regexes for the tokenizer's pre-tokenizer (\p{L}, \p{N}, lookahead), as HF tokenizers use.
+pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
 
 # --- libtorch ------------------------------------------------------------------------------------
 # The CMake prefix is the torch wheel's share/cmake (torch.utils.cmake_prefix_path), passed by
