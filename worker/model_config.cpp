@@ -51,11 +51,26 @@ ModelConfig read_model_config(const std::string& model_dir) {
                          ") is not a multiple of num_key_value_heads (", m.num_key_value_heads, ")"));
   }
   m.rms_norm_eps = j.value("rms_norm_eps", 1e-6);
-  // transformers 5 keeps rope_theta inside rope_parameters; older files have it at the top level.
-  if (j.contains("rope_parameters") && j["rope_parameters"].is_object()) {
-    m.rope_theta = j["rope_parameters"].value("rope_theta", m.rope_theta);
-  }
+  // transformers 5 keeps rope_theta and the scaling inside rope_parameters; older files have
+  // rope_theta at the top level and the scaling in rope_scaling.
   m.rope_theta = j.value("rope_theta", m.rope_theta);
+  for (const char* key : {"rope_scaling", "rope_parameters"}) {
+    if (!j.contains(key) || j[key].is_null()) continue;
+    const auto& r = j[key];
+    if (!r.is_object()) throw InputError(str(file, ": \"", key, "\" must be an object"));
+    m.rope_theta = r.value("rope_theta", m.rope_theta);
+    m.rope_type = r.value("rope_type", r.value("type", std::string("default")));
+    if (m.rope_type != "default" && m.rope_type != "llama3") {
+      throw InputError(str(file, ": ", key, ".rope_type \"", m.rope_type, "\" is not supported (default, llama3)"));
+    }
+    if (m.rope_type == "llama3") {
+      m.rope_factor = r.value("factor", m.rope_factor);
+      m.rope_low_freq_factor = r.value("low_freq_factor", m.rope_low_freq_factor);
+      m.rope_high_freq_factor = r.value("high_freq_factor", m.rope_high_freq_factor);
+      m.rope_original_max_position_embeddings =
+          r.value("original_max_position_embeddings", m.rope_original_max_position_embeddings);
+    }
+  }
   m.tie_word_embeddings = j.value("tie_word_embeddings", false);
   m.attention_bias = m.model_type == "qwen2" ? true : j.value("attention_bias", false);
   m.dtype = j.contains("dtype") ? j.value("dtype", "") : j.value("torch_dtype", "float32");

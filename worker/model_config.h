@@ -28,6 +28,12 @@ struct ModelConfig {
   int64_t max_position_embeddings = 0;
   double rms_norm_eps = 1e-6;
   double rope_theta = 10000.0;
+  // rope_parameters / rope_scaling: "default" or "llama3" (Llama 3.1+ frequency rescaling).
+  std::string rope_type = "default";
+  double rope_factor = 1.0;
+  double rope_low_freq_factor = 1.0;
+  double rope_high_freq_factor = 4.0;
+  int64_t rope_original_max_position_embeddings = 8192;
   bool tie_word_embeddings = false;
   bool attention_bias = false;  // q/k/v biases: always for Qwen2, `attention_bias` for Llama
   std::string dtype;            // "bfloat16", "float16", "float32" as saved

@@ -1,0 +1,69 @@
+// The decoder-only causal LM of Qwen2 and Llama (2 and 3), written with ATen ops so autograd, CPU and
+// CUDA all come from libtorch. It mirrors transformers' Qwen2ForCausalLM / LlamaForCausalLM exactly
+// (tests/test_causal_lm_matches_transformers.cpp compares logits, loss and gradients):
+//   embed → N × [RMSNorm → attention (GQA, RoPE, q/k/v bias for Qwen2) → residual →
+//                RMSNorm → SwiGLU MLP → residual] → RMSNorm → lm_head (tied or not).
+//
+// Parameters are kept by their Hugging Face names, so loading, LoRA, sharding and export all speak
+// the same names. The caller decides which are trainable (requires_grad) and their dtype.
+//
+//   CausalLM model(config, params);
+//   at::Tensor h = model.hidden_states(batch);     // [B, T, hidden] after the final norm
+//   auto [loss_sum, tokens] = causal_lm_loss(h, model.lm_head_weight(), labels);   (worker/train)
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <map>
+#include <string>
+
+#include "worker/model/lora.h"
+#include "worker/model_config.h"
+
+namespace pdsd {
+
+struct TokenBatch {
+  at::Tensor input_ids;     // [B, T] int64
+  at::Tensor position_ids;  // [B, T] int64; restart at 0 for each packed sample
+  // [B, T] int64 or undefined. Defined for packed rows: a token attends only to earlier tokens with
+  // the same segment id (padding is a segment of its own). Undefined: plain causal attention, which
+  // is exact for right-padded rows since no real token attends to a later pad.
+  at::Tensor segment_ids;
+};
+
+class CausalLM {
+ public:
+  CausalLM(ModelConfig config, std::map<std::string, at::Tensor> parameters,
+           at::ScalarType compute_dtype = at::kFloat);
+
+  at::Tensor hidden_states(const TokenBatch& batch) const;
+  at::Tensor logits(const TokenBatch& batch) const;  // [B, T, vocab], fp32; for tests and small models
+
+  const ModelConfig& config() const { return config_; }
+  const at::Tensor& lm_head_weight() const;
+  std::map<std::string, at::Tensor>& parameters() { return parameters_; }
+  const std::map<std::string, at::Tensor>& parameters() const { return parameters_; }
+  at::ScalarType compute_dtype() const { return compute_dtype_; }
+
+  LoraAdapters& lora() { return lora_; }
+  const LoraAdapters& lora() const { return lora_; }
+  void set_training(bool training) { training_ = training; }
+
+  // Runs one decoder layer; public so that activation checkpointing and ZeRO-3 can wrap it.
+  at::Tensor layer_forward(int64_t layer, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                           const at::Tensor& attention_mask) const;
+
+ private:
+  const at::Tensor& param(const std::string& name) const;
+  at::Tensor linear(const at::Tensor& x, const std::string& module) const;
+  at::Tensor rms_norm(const at::Tensor& x, const std::string& weight_name) const;
+
+  ModelConfig config_;
+  std::map<std::string, at::Tensor> parameters_;
+  at::ScalarType compute_dtype_;
+  at::Tensor inverse_frequencies_;
+  LoraAdapters lora_;
+  bool training_ = false;
+};
+
+}  // namespace pdsd
