@@ -1,0 +1,53 @@
+#include "worker/train/adamw.h"
+
+#include <ATen/core/grad_mode.h>
+
+#include "common/error.h"
+
+namespace pdsd {
+
+AdamW::AdamW(std::vector<at::Tensor> params, std::vector<bool> decay, AdamWOptions options)
+    : params_(std::move(params)), decay_(std::move(decay)), options_(options) {
+  PDSD_CHECK(decay_.size() == params_.size(), "AdamW: one decay flag per parameter");
+  for (const auto& p : params_) {
+    PDSD_CHECK(p.scalar_type() == at::kFloat, "AdamW keeps fp32 master weights; got ", p.scalar_type());
+    exp_avg_.push_back(at::zeros_like(p));
+    exp_avg_sq_.push_back(at::zeros_like(p));
+    step_.push_back(at::zeros({}, p.options()));
+  }
+}
+
+void AdamW::step(double lr) {
+  at::NoGradGuard no_grad;
+  for (bool with_decay : {true, false}) {
+    std::vector<at::Tensor> params, grads, m, v, steps;
+    for (size_t i = 0; i < params_.size(); ++i) {
+      if (decay_[i] != with_decay || !params_[i].grad().defined()) continue;
+      params.push_back(params_[i]);
+      grads.push_back(params_[i].grad());
+      m.push_back(exp_avg_[i]);
+      v.push_back(exp_avg_sq_[i]);
+      steps.push_back(step_[i]);
+    }
+    if (params.empty()) continue;
+    // As torch.optim.AdamW does: the counters advance first, the kernel reads them for bias correction.
+    at::_foreach_add_(steps, 1.0);
+    at::_fused_adamw_(params, grads, m, v, /*max_exp_avg_sqs=*/{}, steps, lr, options_.beta1, options_.beta2,
+                      with_decay ? options_.weight_decay : 0.0, options_.eps, /*amsgrad=*/false, /*maximize=*/false);
+  }
+  ++steps_;
+}
+
+void AdamW::zero_grad() {
+  for (auto& p : params_) {
+    if (p.grad().defined()) p.mutable_grad() = at::Tensor();
+  }
+}
+
+int64_t AdamW::state_bytes() const {
+  int64_t bytes = 0;
+  for (size_t i = 0; i < params_.size(); ++i) bytes += exp_avg_[i].nbytes() + exp_avg_sq_[i].nbytes() + step_[i].nbytes();
+  return bytes;
+}
+
+}  // namespace pdsd

@@ -1,0 +1,123 @@
+#include "worker/train/trainer.h"
+
+#include <ATen/core/grad_mode.h>
+
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "worker/train/causal_lm_loss.h"
+
+namespace pdsd {
+
+namespace {
+std::vector<at::Tensor> tensors_of(const std::vector<TrainableParameter>& params) {
+  std::vector<at::Tensor> out;
+  for (const auto& p : params) out.push_back(p.tensor);
+  return out;
+}
+std::vector<bool> decay_of(const std::vector<TrainableParameter>& params) {
+  std::vector<bool> out;
+  for (const auto& p : params) out.push_back(p.decay);
+  return out;
+}
+
+int64_t predicted_tokens(const at::Tensor& labels) {
+  return labels.narrow(1, 1, labels.size(1) - 1).ne(kIgnoreIndex).sum().item<int64_t>();
+}
+}  // namespace
+
+double clip_grad_norm(const std::vector<TrainableParameter>& params, double max_norm) {
+  at::NoGradGuard no_grad;
+  std::vector<at::Tensor> norms;
+  for (const auto& p : params) {
+    if (p.tensor.grad().defined()) norms.push_back(p.tensor.grad().to(at::kFloat).norm());
+  }
+  if (norms.empty()) return 0.0;
+  const double total = at::stack(norms).norm().item<double>();
+  if (max_norm > 0) {
+    const double coef = std::min(1.0, max_norm / (total + 1e-6));
+    for (const auto& p : params) {
+      if (p.tensor.grad().defined()) p.tensor.mutable_grad().mul_(coef);
+    }
+  }
+  return total;
+}
+
+Trainer::Trainer(CausalLM& model, std::vector<TrainableParameter> trainable, TrainerOptions options)
+    : model_(model),
+      trainable_(std::move(trainable)),
+      options_(std::move(options)),
+      optimizer_(tensors_of(trainable_), decay_of(trainable_), options_.adam) {
+  PDSD_CHECK(!trainable_.empty(), "nothing to train: no trainable parameter");
+}
+
+StepRecord Trainer::step(const std::vector<TrainBatch>& micro_batches) {
+  PDSD_CHECK(!micro_batches.empty(), "an optimizer step needs at least one micro-batch");
+  auto t0 = std::chrono::steady_clock::now();
+  // Normalise by the step's total predicted tokens so accumulating micro-batches equals one batch.
+  int64_t step_tokens = 0, real_tokens = 0;
+  for (const auto& b : micro_batches) step_tokens += predicted_tokens(b.labels), real_tokens += b.real_tokens;
+  PDSD_CHECK(step_tokens > 0, "optimizer step ", steps_done_ + 1, " has no token with a label (all -100)");
+  model_.set_training(true);
+  double loss_sum = 0;
+  for (const auto& b : micro_batches) {
+    at::Tensor hidden = model_.hidden_states(b.tokens);
+    LossSum loss = causal_lm_loss(hidden, model_.lm_head_weight(), b.labels, options_.loss_chunk_tokens);
+    (loss.sum / static_cast<double>(step_tokens)).backward();
+    loss_sum += loss.sum.item<double>();
+  }
+  StepRecord r;
+  r.step = steps_done_ + 1;
+  r.grad_norm = clip_grad_norm(trainable_, options_.max_grad_norm);
+  r.lr = options_.schedule.at(steps_done_);
+  optimizer_.step(r.lr);
+  optimizer_.zero_grad();
+  ++steps_done_;
+  r.loss = loss_sum / static_cast<double>(step_tokens);
+  r.tokens = real_tokens;
+  auto now = std::chrono::steady_clock::now();
+  r.tokens_per_s = static_cast<double>(real_tokens) / std::max(1e-9, std::chrono::duration<double>(now - t0).count());
+  r.elapsed_s = std::chrono::duration<double>(now - started_).count();
+  if (!std::isfinite(r.loss)) throw Error(str("loss is ", r.loss, " at step ", r.step, ": training diverged"));
+  return r;
+}
+
+std::vector<StepRecord> Trainer::train(int64_t total_steps,
+                                       const std::function<std::vector<TrainBatch>(int64_t)>& batches) {
+  std::ofstream log_file;
+  if (!options_.log_path.empty()) {
+    log_file.open(options_.log_path, std::ios::app);
+    PDSD_CHECK(log_file.good(), "cannot write ", options_.log_path);
+  }
+  std::vector<StepRecord> records;
+  while (steps_done_ < total_steps) {
+    StepRecord r = step(batches(steps_done_));
+    records.push_back(r);
+    if (r.step % options_.logging_steps == 0 || r.step == total_steps) {
+      nlohmann::json line = {{"step", r.step}, {"loss", r.loss}, {"lr", r.lr}, {"grad_norm", r.grad_norm},
+                             {"tokens", r.tokens}, {"tokens_per_s", r.tokens_per_s}, {"elapsed", r.elapsed_s}};
+      if (log_file.is_open()) log_file << line.dump() << "\n" << std::flush;
+      log::info("step ", r.step, "/", total_steps, " | loss ", r.loss, " | lr ", r.lr, " | grad norm ", r.grad_norm,
+                " | ", static_cast<int64_t>(r.tokens_per_s), " tokens/s");
+    }
+  }
+  return records;
+}
+
+double Trainer::evaluate(const std::vector<TrainBatch>& batches) {
+  at::NoGradGuard no_grad;
+  model_.set_training(false);
+  double sum = 0;
+  int64_t tokens = 0;
+  for (const auto& b : batches) {
+    LossSum loss = causal_lm_loss(model_.hidden_states(b.tokens), model_.lm_head_weight(), b.labels, options_.loss_chunk_tokens);
+    sum += loss.sum.item<double>();
+    tokens += loss.tokens;
+  }
+  return tokens > 0 ? sum / static_cast<double>(tokens) : 0.0;
+}
+
+}  // namespace pdsd

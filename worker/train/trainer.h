@@ -1,0 +1,78 @@
+// The training loop of one process, read top to bottom like llm.c's: for each optimizer step, take
+// its micro-batches, count the predicted tokens of all of them, run forward + backward on each
+// (loss sum / that count, so accumulation equals one big batch), clip the gradient norm, update with
+// AdamW at the scheduled rate, log one line. The data-parallel engine will slot in between backward
+// and clipping (reduce gradients) without changing this shape.
+//
+//   Trainer trainer(model, trainable, options);
+//   trainer.train(total_steps, [&](int64_t step) { return loader.micro_batches(step); });
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "worker/model/causal_lm.h"
+#include "worker/train/adamw.h"
+#include "worker/train/lr_schedule.h"
+
+namespace pdsd {
+
+struct TrainBatch {
+  TokenBatch tokens;
+  at::Tensor labels;        // [B, T], -100 where no loss
+  int64_t real_tokens = 0;  // non-padding input tokens, for throughput
+};
+
+struct TrainableParameter {
+  std::string name;
+  at::Tensor tensor;  // fp32 leaf with requires_grad
+  bool decay = true;
+};
+
+struct TrainerOptions {
+  LrSchedule schedule;
+  AdamWOptions adam;
+  double max_grad_norm = 1.0;  // 0: no clipping
+  int64_t logging_steps = 10;
+  int64_t loss_chunk_tokens = 1024;
+  std::string log_path;  // trainer_log.jsonl; empty: none
+};
+
+struct StepRecord {
+  int64_t step = 0;  // 1-based, as transformers logs it
+  double loss = 0;   // mean over the step's predicted tokens
+  double lr = 0;     // the rate this step used
+  double grad_norm = 0;  // before clipping
+  int64_t tokens = 0;    // non-padding input tokens in the step
+  double tokens_per_s = 0;
+  double elapsed_s = 0;
+};
+
+class Trainer {
+ public:
+  Trainer(CausalLM& model, std::vector<TrainableParameter> trainable, TrainerOptions options);
+
+  StepRecord step(const std::vector<TrainBatch>& micro_batches);
+  std::vector<StepRecord> train(int64_t total_steps, const std::function<std::vector<TrainBatch>(int64_t)>& batches);
+
+  // Mean loss over batches without updating anything (eval / val_size split).
+  double evaluate(const std::vector<TrainBatch>& batches);
+  const AdamW& optimizer() const { return optimizer_; }
+
+ private:
+  CausalLM& model_;
+  std::vector<TrainableParameter> trainable_;
+  TrainerOptions options_;
+  AdamW optimizer_;
+  int64_t steps_done_ = 0;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+};
+
+// Global L2 norm of the gradients, and scale them so it is at most max_norm (torch's clip_grad_norm_).
+double clip_grad_norm(const std::vector<TrainableParameter>& params, double max_norm);
+
+}  // namespace pdsd
