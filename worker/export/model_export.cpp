@@ -1,0 +1,83 @@
+#include "worker/export/model_export.h"
+
+#include <ATen/core/grad_mode.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <nlohmann/json.hpp>
+
+#include "common/error.h"
+#include "worker/export/safetensors_writer.h"
+
+namespace fs = std::filesystem;
+
+namespace pdsd {
+
+namespace {
+at::ScalarType dtype_from_name(const std::string& name) {
+  if (name == "bfloat16") return at::kBFloat16;
+  if (name == "float16") return at::kHalf;
+  if (name == "float32") return at::kFloat;
+  throw InputError(str("export dtype '", name, "' is not one of float32, bfloat16, float16"));
+}
+}  // namespace
+
+void export_hf_model(const CausalLM& model, const std::string& source_model_dir, const std::string& out_dir,
+                     const std::string& dtype) {
+  at::NoGradGuard no_grad;
+  fs::create_directories(out_dir);
+  const ModelConfig& config = model.config();
+  const std::string saved_dtype = dtype.empty() ? (config.dtype.empty() ? "float32" : config.dtype) : dtype;
+  const at::ScalarType type = dtype_from_name(saved_dtype);
+  std::map<std::string, at::Tensor> params;
+  for (const auto& [name, t] : model.parameters()) params[name] = t.detach().to(at::kFloat);
+  merge_lora(params, model.lora());
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  for (const auto& spec : config.expected_weights()) tensors.emplace_back(spec.name, params.at(spec.name).to(type));
+  write_safetensors((fs::path(out_dir) / "model.safetensors").string(), tensors);
+
+  nlohmann::json cfg;
+  {
+    std::ifstream in(fs::path(source_model_dir) / "config.json");
+    cfg = nlohmann::json::parse(in);
+  }
+  cfg["dtype"] = saved_dtype;
+  std::ofstream(fs::path(out_dir) / "config.json") << cfg.dump(2) << "\n";
+  for (const char* name : {"generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                           "tokenizer.model", "vocab.json", "merges.txt"}) {
+    fs::path src = fs::path(source_model_dir) / name;
+    if (fs::exists(src)) fs::copy_file(src, fs::path(out_dir) / name, fs::copy_options::overwrite_existing);
+  }
+}
+
+void export_peft_adapter(const CausalLM& model, const LoraSettings& settings, const std::string& base_model_path,
+                         const std::string& out_dir) {
+  PDSD_CHECK(!model.lora().empty(), "export_peft_adapter: the model has no LoRA adapters");
+  fs::create_directories(out_dir);
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  std::set<std::string> kinds;
+  for (const auto& [module, adapter] : model.lora()) {
+    tensors.emplace_back("base_model.model." + module + ".lora_A.weight", adapter.a.detach().to(at::kFloat));
+    tensors.emplace_back("base_model.model." + module + ".lora_B.weight", adapter.b.detach().to(at::kFloat));
+    kinds.insert(module.substr(module.rfind('.') + 1));
+  }
+  write_safetensors((fs::path(out_dir) / "adapter_model.safetensors").string(), tensors);
+  nlohmann::json cfg = {{"peft_type", "LORA"},
+                        {"task_type", "CAUSAL_LM"},
+                        {"base_model_name_or_path", base_model_path},
+                        {"r", settings.rank},
+                        {"lora_alpha", settings.alpha},
+                        {"lora_dropout", settings.dropout},
+                        {"target_modules", std::vector<std::string>(kinds.begin(), kinds.end())},
+                        {"bias", "none"},
+                        {"fan_in_fan_out", false},
+                        {"inference_mode", true},
+                        {"use_rslora", false},
+                        {"use_dora", false},
+                        {"init_lora_weights", true},
+                        {"modules_to_save", nullptr}};
+  std::ofstream(fs::path(out_dir) / "adapter_config.json") << cfg.dump(2) << "\n";
+}
+
+}  // namespace pdsd
