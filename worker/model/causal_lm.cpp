@@ -1,7 +1,10 @@
 #include "worker/model/causal_lm.h"
 
 #include "common/error.h"
+#include "worker/model/checkpointed_layer.h"
 #include "worker/model/rotary.h"
+
+#include <ATen/core/grad_mode.h>
 
 namespace pdsd {
 
@@ -86,7 +89,9 @@ at::Tensor CausalLM::hidden_states(const TokenBatch& batch) const {
     mask = same.logical_and(causal).unsqueeze(1);  // [B, 1, T, T]; true = may attend
   }
   for (int64_t layer = 0; layer < config_.num_hidden_layers; ++layer) {
-    x = layer_forward(layer, x, tables.cos, tables.sin, mask);
+    const bool checkpoint = checkpointing_ && training_ && at::GradMode::is_enabled();
+    x = checkpoint ? checkpointed_layer_forward(*this, layer, x, tables.cos, tables.sin, mask)
+                   : layer_forward(layer, x, tables.cos, tables.sin, mask);
   }
   return rms_norm(x, "model.norm.weight");
 }

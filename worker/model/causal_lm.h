@@ -48,6 +48,8 @@ class CausalLM {
   LoraAdapters& lora() { return lora_; }
   const LoraAdapters& lora() const { return lora_; }
   void set_training(bool training) { training_ = training; }
+  // Recompute each layer in backward instead of keeping its activations (while training).
+  void set_gradient_checkpointing(bool on) { checkpointing_ = on; }
 
   // Runs one decoder layer; public so that activation checkpointing and ZeRO-3 can wrap it.
   at::Tensor layer_forward(int64_t layer, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
@@ -64,6 +66,7 @@ class CausalLM {
   at::Tensor inverse_frequencies_;
   LoraAdapters lora_;
   bool training_ = false;
+  bool checkpointing_ = false;
 };
 
 }  // namespace pdsd

@@ -60,6 +60,12 @@ StepRecord Trainer::step(const std::vector<TrainBatch>& micro_batches) {
   // Normalise by the step's total predicted tokens so accumulating micro-batches equals one batch.
   int64_t step_tokens = 0, real_tokens = 0;
   for (const auto& b : micro_batches) step_tokens += predicted_tokens(b.labels), real_tokens += b.real_tokens;
+  if (options_.all_reduce_sum) {  // the global count over all ranks normalises every rank's loss
+    at::Tensor counts = at::tensor({static_cast<double>(step_tokens), static_cast<double>(real_tokens)}, at::kDouble);
+    options_.all_reduce_sum(counts);
+    step_tokens = static_cast<int64_t>(counts[0].item<double>());
+    real_tokens = static_cast<int64_t>(counts[1].item<double>());
+  }
   PDSD_CHECK(step_tokens > 0, "optimizer step ", steps_done_ + 1, " has no token with a label (all -100)");
   model_.set_training(true);
   double loss_sum = 0;
@@ -68,6 +74,26 @@ StepRecord Trainer::step(const std::vector<TrainBatch>& micro_batches) {
     LossSum loss = causal_lm_loss(hidden, model_.lm_head_weight(), b.labels, options_.loss_chunk_tokens);
     (loss.sum / static_cast<double>(step_tokens)).backward();
     loss_sum += loss.sum.item<double>();
+  }
+  if (options_.all_reduce_sum) {
+    // One flat buffer for all gradients: one collective per step instead of one per tensor.
+    at::NoGradGuard no_grad;
+    std::vector<at::Tensor> grads;
+    for (auto& p : trainable_) {
+      if (!p.tensor.grad().defined()) p.tensor.mutable_grad() = at::zeros_like(p.tensor);
+      grads.push_back(p.tensor.grad().reshape({-1}));
+    }
+    at::Tensor flat = at::cat(grads);
+    at::Tensor loss_total = at::tensor({loss_sum}, at::kDouble);
+    options_.all_reduce_sum(flat);
+    options_.all_reduce_sum(loss_total);
+    loss_sum = loss_total.item<double>();
+    int64_t offset = 0;
+    for (auto& p : trainable_) {
+      const int64_t n = p.tensor.numel();
+      p.tensor.mutable_grad().copy_(flat.narrow(0, offset, n).view_as(p.tensor));
+      offset += n;
+    }
   }
   StepRecord r;
   r.step = steps_done_ + 1;
@@ -100,7 +126,7 @@ std::vector<StepRecord> Trainer::train(int64_t total_steps,
       nlohmann::json line = {{"step", r.step}, {"loss", r.loss}, {"lr", r.lr}, {"grad_norm", r.grad_norm},
                              {"tokens", r.tokens}, {"tokens_per_s", r.tokens_per_s}, {"elapsed", r.elapsed_s}};
       if (log_file.is_open()) log_file << line.dump() << "\n" << std::flush;
-      log::info("step ", r.step, "/", total_steps, " | loss ", r.loss, " | lr ", r.lr, " | grad norm ", r.grad_norm,
+      if (options_.log_to_console) log::info("step ", r.step, "/", total_steps, " | loss ", r.loss, " | lr ", r.lr, " | grad norm ", r.grad_norm,
                 " | ", static_cast<int64_t>(r.tokens_per_s), " tokens/s");
     }
   }

@@ -40,6 +40,10 @@ struct TrainerOptions {
   int64_t logging_steps = 10;
   int64_t loss_chunk_tokens = 1024;
   std::string log_path;  // trainer_log.jsonl; empty: none
+  // Data parallelism (DDP): sums a tensor over all ranks in place. When set, the step's token count
+  // and the gradients are summed across ranks, so every rank applies the same global update.
+  std::function<void(at::Tensor&)> all_reduce_sum;
+  bool log_to_console = true;  // rank 0 logs; the others stay quiet
 };
 
 struct StepRecord {

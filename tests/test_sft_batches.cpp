@@ -1,0 +1,117 @@
+// From chat-template segments to training tensors: LLaMA-Factory's truncation rule, prompt masking,
+// padded and packed batches (positions restart, attention segments, no cross-sample label), the
+// per-epoch shuffle, and disjoint shards per rank.
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "common/error.h"
+#include "worker/train/batch_plan.h"
+
+namespace pdsd {
+namespace {
+
+// A stand-in tokenizer: one token per character, id = byte value.
+std::vector<int32_t> bytes(std::string_view s) { return std::vector<int32_t>(s.begin(), s.end()); }
+
+std::vector<data::Segment> chat(const std::string& prompt, const std::string& answer) {
+  return {{prompt, data::Role::user, false}, {answer, data::Role::assistant, true}};
+}
+
+using Lengths = std::pair<int64_t, int64_t>;
+
+TEST(SftBatches, InferSeqlenFollowsLlamaFactory) {
+  EXPECT_EQ(infer_seqlen(10, 5, 100), Lengths(10, 5));     // fits
+  EXPECT_EQ(infer_seqlen(300, 100, 256), Lengths(156, 100));  // short answer: cut the prompt
+  EXPECT_EQ(infer_seqlen(100, 300, 256), Lengths(100, 156));  // short prompt: cut the answer
+  EXPECT_EQ(infer_seqlen(300, 300, 256), Lengths(128, 128));  // both long: proportional
+}
+
+TEST(SftBatches, PromptIsMaskedUnlessTrainOnPrompt) {
+  SftExample e = build_sft_example(chat("ab", "xyz"), bytes, {.cutoff_len = 100});
+  EXPECT_EQ(e.input_ids, bytes("abxyz"));
+  EXPECT_EQ(e.labels, (std::vector<int32_t>{-100, -100, 'x', 'y', 'z'}));
+  e = build_sft_example(chat("ab", "xyz"), bytes, {.cutoff_len = 100, .train_on_prompt = true});
+  EXPECT_EQ(e.labels, bytes("abxyz"));
+}
+
+TEST(SftBatches, MultiTurnTruncatesWithTheRemainingBudget) {
+  std::vector<data::Segment> segments = {{"aaaa", data::Role::user, false}, {"bbbb", data::Role::assistant, true},
+                                         {"cccc", data::Role::user, false}, {"dddd", data::Role::assistant, true}};
+  SftExample e = build_sft_example(segments, bytes, {.cutoff_len = 10});
+  // First pair keeps 8 tokens; the second gets a budget of 2: infer_seqlen(4, 4, 2) = (1, 1).
+  EXPECT_EQ(e.input_ids, bytes("aaaabbbbcd"));
+  EXPECT_EQ(e.labels, (std::vector<int32_t>{-100, -100, -100, -100, 'b', 'b', 'b', 'b', -100, 'd'}));
+}
+
+std::vector<SftExample> samples(int n) {
+  std::vector<SftExample> out;
+  // Distinct contents (the number is in the prompt) and varied lengths.
+  for (int i = 0; i < n; ++i) out.push_back(build_sft_example(chat("p" + std::to_string(i), std::string(1 + i % 4, 'r')), bytes, {}));
+  return out;
+}
+
+TEST(SftBatches, PaddedBatchesAreRightPadded) {
+  BatchPlan plan(samples(8), {.batch_size = 4, .seed = 1, .pad_id = 7});
+  TrainBatch b = plan.micro_batches(0)[0];
+  ASSERT_EQ(b.tokens.input_ids.size(0), 4);
+  EXPECT_FALSE(b.tokens.segment_ids.defined());
+  for (int64_t r = 0; r < 4; ++r) {
+    auto row = b.labels[r];
+    auto ids = b.tokens.input_ids[r];
+    int64_t real = 0;
+    for (int64_t c = 0; c < ids.size(0); ++c) real += ids[c].item<int64_t>() != 7;
+    for (int64_t c = real; c < ids.size(0); ++c) EXPECT_EQ(row[c].item<int64_t>(), -100);
+  }
+}
+
+TEST(SftBatches, PackedRowsRestartPositionsAndMaskBoundaries) {
+  BatchPlan plan(samples(12), {.batch_size = 1, .packing = true, .cutoff_len = 16, .seed = 3});
+  TrainBatch b = plan.micro_batches(0)[0];
+  ASSERT_TRUE(b.tokens.segment_ids.defined());
+  auto seg = b.tokens.segment_ids[0], pos = b.tokens.position_ids[0], labels = b.labels[0];
+  EXPECT_LE(b.tokens.input_ids.size(1), 16);
+  for (int64_t c = 1; c < seg.size(0); ++c) {
+    if (seg[c].item<int64_t>() != seg[c - 1].item<int64_t>() && seg[c].item<int64_t>() >= 0) {
+      EXPECT_EQ(pos[c].item<int64_t>(), 0) << "positions restart at each sample";
+      EXPECT_EQ(labels[c].item<int64_t>(), -100) << "no label predicted across samples";
+    }
+  }
+  EXPECT_GT(seg.max().item<int64_t>(), 0) << "a row of 16 holds several samples";
+}
+
+TEST(SftBatches, RanksGetDisjointShardsAndOrderIsSeeded) {
+  auto ids_of = [](const std::vector<TrainBatch>& batches) {
+    std::multiset<std::string> rows;
+    for (const auto& b : batches) {
+      for (int64_t r = 0; r < b.tokens.input_ids.size(0); ++r) {
+        std::string row;
+        for (int64_t c = 0; c < b.tokens.input_ids.size(1); ++c) {
+          if (int64_t id = b.tokens.input_ids[r][c].item<int64_t>(); id != 0) row += static_cast<char>(id);  // drop padding
+        }
+        rows.insert(row);
+      }
+    }
+    return rows;
+  };
+  BatchingOptions o{.batch_size = 2, .seed = 9, .world_size = 2, .gradient_accumulation_steps = 2};
+  BatchingOptions o1 = o;
+  o1.rank = 1;
+  BatchPlan rank0(samples(16), o), rank1(samples(16), o1);
+  EXPECT_EQ(rank0.steps_per_epoch(), 2);  // 8 micro-batches / (2 ranks × 2 accumulation)
+  EXPECT_EQ(rank0.total_steps(3.0, -1), 6);
+  EXPECT_EQ(rank0.total_steps(3.0, 5), 5);
+  auto a = ids_of(rank0.micro_batches(0)), b = ids_of(rank1.micro_batches(0));
+  for (const auto& row : a) EXPECT_EQ(b.count(row), 0u) << "a sample reached both ranks in one step";
+  BatchPlan again(samples(16), o);
+  EXPECT_EQ(ids_of(again.micro_batches(1)), ids_of(rank0.micro_batches(1))) << "same seed, same order";
+  EXPECT_NE(ids_of(rank0.micro_batches(0)), ids_of(rank0.micro_batches(2))) << "a new epoch reshuffles";
+}
+
+TEST(SftBatches, TooFewSamplesForOneStepIsAClearError) {
+  BatchingOptions four{.batch_size = 4};
+  EXPECT_THROW(BatchPlan(samples(3), four), InputError);
+}
+
+}  // namespace
+}  // namespace pdsd

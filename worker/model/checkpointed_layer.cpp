@@ -1,0 +1,60 @@
+#include "worker/model/checkpointed_layer.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/grad_mode.h>
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include "worker/model/causal_lm.h"
+
+namespace pdsd {
+
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
+  // The mask travels beside the tensor inputs: it may be undefined (plain causal), which autograd's
+  // inputs may not be, and it never needs a gradient.
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                            int64_t mask_address, int64_t layer, const CausalLM* model) {
+    const at::Tensor& mask = *reinterpret_cast<const at::Tensor*>(mask_address);
+    ctx->saved_data["has_mask"] = mask.defined();
+    if (mask.defined()) ctx->saved_data["mask"] = mask;
+    ctx->saved_data["layer"] = layer;
+    ctx->saved_data["model"] = reinterpret_cast<int64_t>(model);
+    ctx->saved_data["rng"] = at::detail::getDefaultCPUGenerator().get_state();
+    ctx->save_for_backward({x, cos, sin});
+    return model->layer_forward(layer, x, cos, sin, mask);  // grad mode is off inside forward
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_output) {
+    auto saved = ctx->get_saved_variables();
+    const auto* model = reinterpret_cast<const CausalLM*>(ctx->saved_data["model"].toInt());
+    const int64_t layer = ctx->saved_data["layer"].toInt();
+    at::Generator gen = at::detail::getDefaultCPUGenerator();
+    at::Tensor rng_now = gen.get_state();
+    gen.set_state(ctx->saved_data["rng"].toTensor());  // the same dropout masks as the first pass
+    at::Tensor mask = ctx->saved_data["has_mask"].toBool() ? ctx->saved_data["mask"].toTensor() : at::Tensor();
+    at::Tensor x = saved[0].detach().requires_grad_(saved[0].requires_grad());
+    at::Tensor out;
+    {
+      at::AutoGradMode enable(true);
+      out = model->layer_forward(layer, x, saved[1], saved[2], mask);
+    }
+    gen.set_state(rng_now);
+    // Parameters are leaves: their gradients accumulate as this inner backward runs.
+    torch::autograd::backward({out}, {grad_output[0]});
+    return {x.requires_grad() ? x.grad() : at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+}  // namespace
+
+at::Tensor checkpointed_layer_forward(const CausalLM& model, int64_t layer, const at::Tensor& x, const at::Tensor& cos,
+                                      const at::Tensor& sin, const at::Tensor& attention_mask) {
+  return CheckpointedLayer::apply(x, cos, sin, reinterpret_cast<int64_t>(&attention_mask), layer, &model);
+}
+
+}  // namespace pdsd

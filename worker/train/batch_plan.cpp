@@ -1,0 +1,126 @@
+#include "worker/train/batch_plan.h"
+
+#include <cmath>
+#include <numeric>
+#include <random>
+
+#include "common/error.h"
+#include "worker/train/causal_lm_loss.h"
+
+namespace pdsd {
+
+BatchPlan::BatchPlan(std::vector<SftExample> examples, BatchingOptions options)
+    : examples_(std::move(examples)), options_(options) {
+  PDSD_CHECK(!examples_.empty(), "no training samples left after loading and filtering the datasets");
+  const int64_t per_step = options_.world_size * options_.gradient_accumulation_steps;
+  const int64_t batches = static_cast<int64_t>(epoch_batches(0).size());
+  steps_per_epoch_ = batches / per_step;
+  if (steps_per_epoch_ == 0) {
+    throw InputError(str("the dataset gives ", batches, " micro-batches per epoch, fewer than one optimizer step needs (",
+                         options_.world_size, " ranks × gradient_accumulation_steps ", options_.gradient_accumulation_steps,
+                         "); lower per_device_train_batch_size or gradient_accumulation_steps"));
+  }
+}
+
+int64_t BatchPlan::total_steps(double num_train_epochs, int64_t max_steps) const {
+  if (max_steps > 0) return max_steps;
+  return std::max<int64_t>(1, static_cast<int64_t>(std::ceil(num_train_epochs * static_cast<double>(steps_per_epoch_))));
+}
+
+std::vector<std::vector<BatchPlan::Row>> BatchPlan::epoch_batches(int64_t epoch) const {
+  if (epoch == cached_epoch_) return cached_;
+  std::vector<int64_t> order(examples_.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::mt19937_64 rng(options_.seed * 1000003ULL + static_cast<uint64_t>(epoch));
+  std::shuffle(order.begin(), order.end(), rng);
+  std::vector<Row> rows;
+  if (options_.packing) {
+    int64_t used = 0;
+    for (int64_t i : order) {
+      const int64_t len = static_cast<int64_t>(examples_[i].input_ids.size());
+      if (rows.empty() || used + len > options_.cutoff_len) rows.emplace_back(), used = 0;
+      rows.back().push_back(i);
+      used += len;
+    }
+  } else {
+    for (int64_t i : order) rows.push_back({i});
+  }
+  std::vector<std::vector<Row>> batches;
+  for (size_t start = 0; start + options_.batch_size <= rows.size(); start += options_.batch_size) {
+    batches.emplace_back(rows.begin() + start, rows.begin() + start + options_.batch_size);
+  }
+  cached_epoch_ = epoch;
+  cached_ = batches;
+  return batches;
+}
+
+TrainBatch BatchPlan::tensors(const std::vector<Row>& rows) const {
+  int64_t width = 0;
+  for (const auto& row : rows) {
+    int64_t len = 0;
+    for (int64_t i : row) len += static_cast<int64_t>(examples_[i].input_ids.size());
+    width = std::max(width, len);
+  }
+  const int64_t n = static_cast<int64_t>(rows.size());
+  at::Tensor ids = at::full({n, width}, options_.pad_id, at::kLong);
+  at::Tensor labels = at::full({n, width}, kIgnoreIndex, at::kLong);
+  at::Tensor positions = at::zeros({n, width}, at::kLong);
+  at::Tensor segments = at::full({n, width}, -1, at::kLong);  // padding: a segment of its own
+  auto ids_a = ids.accessor<int64_t, 2>(), labels_a = labels.accessor<int64_t, 2>(),
+       pos_a = positions.accessor<int64_t, 2>(), seg_a = segments.accessor<int64_t, 2>();
+  TrainBatch batch;
+  for (int64_t r = 0; r < n; ++r) {
+    int64_t col = 0, segment = 0;
+    for (int64_t i : rows[r]) {
+      const SftExample& e = examples_[i];
+      for (size_t t = 0; t < e.input_ids.size(); ++t, ++col) {
+        ids_a[r][col] = e.input_ids[t];
+        labels_a[r][col] = e.labels[t];
+        pos_a[r][col] = static_cast<int64_t>(t);
+        seg_a[r][col] = segment;
+      }
+      // The first token of the next sample must not be predicted from this one's last token.
+      ++segment;
+      batch.real_tokens += static_cast<int64_t>(e.input_ids.size());
+    }
+    for (int64_t c = col; c < width; ++c) pos_a[r][c] = c - col;
+  }
+  if (options_.packing) {
+    // Predicting sample k+1's first token from sample k's last is cross-sample: mask those labels.
+    for (int64_t r = 0; r < n; ++r) {
+      int64_t col = 0;
+      for (int64_t i : rows[r]) {
+        if (col > 0) labels_a[r][col] = kIgnoreIndex;
+        col += static_cast<int64_t>(examples_[i].input_ids.size());
+      }
+    }
+    batch.tokens.segment_ids = segments;
+  }
+  batch.tokens.input_ids = ids;
+  batch.tokens.position_ids = positions;
+  batch.labels = labels;
+  return batch;
+}
+
+std::vector<TrainBatch> BatchPlan::micro_batches(int64_t step) const {
+  const int64_t epoch = step / steps_per_epoch_, within = step % steps_per_epoch_;
+  auto batches = epoch_batches(epoch);
+  std::vector<TrainBatch> out;
+  for (int64_t a = 0; a < options_.gradient_accumulation_steps; ++a) {
+    const int64_t global = (within * options_.gradient_accumulation_steps + a) * options_.world_size + options_.rank;
+    out.push_back(tensors(batches.at(global)));
+  }
+  return out;
+}
+
+std::vector<TrainBatch> BatchPlan::all_batches() const {
+  std::vector<TrainBatch> out;
+  for (size_t start = 0; start < examples_.size(); start += options_.batch_size) {
+    std::vector<Row> rows;
+    for (size_t i = start; i < std::min(examples_.size(), start + options_.batch_size); ++i) rows.push_back({static_cast<int64_t>(i)});
+    out.push_back(tensors(rows));
+  }
+  return out;
+}
+
+}  // namespace pdsd

@@ -1,0 +1,45 @@
+// Which samples form each micro-batch of each optimizer step, on each rank, and the tensors for them.
+//
+// Per epoch, samples are shuffled with (seed, epoch) so a resumed run sees the same order. They are
+// grouped into micro-batches of `batch_size` samples (padded to the longest, right-padded) or, with
+// packing, into rows of at most cutoff_len tokens filled in order (positions restart per sample,
+// segment ids keep attention inside it), `batch_size` rows per micro-batch. Global micro-batch i
+// belongs to rank i % world_size; an optimizer step takes gradient_accumulation_steps micro-batches
+// per rank. The last micro-batches of an epoch that do not fill a whole step are dropped.
+//
+//   BatchPlan plan(examples, options);
+//   trainer.train(total, [&](int64_t step) { return plan.micro_batches(step); });
+#pragma once
+
+#include <vector>
+
+#include "worker/train/sft_examples.h"
+#include "worker/train/trainer.h"
+
+namespace pdsd {
+
+class BatchPlan {
+ public:
+  BatchPlan(std::vector<SftExample> examples, BatchingOptions options);
+
+  int64_t steps_per_epoch() const { return steps_per_epoch_; }
+  // Optimizer steps for the job: max_steps when positive, else ceil(epochs × steps per epoch).
+  int64_t total_steps(double num_train_epochs, int64_t max_steps) const;
+  std::vector<TrainBatch> micro_batches(int64_t step) const;
+  // Every sample once, in order, batch_size per batch, for evaluation.
+  std::vector<TrainBatch> all_batches() const;
+  size_t size() const { return examples_.size(); }
+
+ private:
+  using Row = std::vector<int64_t>;  // sample indices (one when padded, several when packed)
+  std::vector<std::vector<Row>> epoch_batches(int64_t epoch) const;
+  TrainBatch tensors(const std::vector<Row>& rows) const;
+
+  std::vector<SftExample> examples_;
+  BatchingOptions options_;
+  int64_t steps_per_epoch_ = 0;
+  mutable int64_t cached_epoch_ = -1;
+  mutable std::vector<std::vector<Row>> cached_;
+};
+
+}  // namespace pdsd
