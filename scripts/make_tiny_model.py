@@ -72,7 +72,8 @@ def write_data(out: Path):
     (data / "tiny_alpaca.json").write_text(json.dumps(alpaca, indent=1, ensure_ascii=False) + "\n")
     (data / "tiny_sharegpt.json").write_text(json.dumps(sharegpt, indent=1, ensure_ascii=False) + "\n")
     info = {
-        "tiny_alpaca": {"file_name": "tiny_alpaca.json"},
+        "tiny_alpaca": {"file_name": "tiny_alpaca.json",
+                        "columns": {"prompt": "instruction", "query": "input", "response": "output", "system": "system"}},
         "tiny_sharegpt": {"file_name": "tiny_sharegpt.json", "formatting": "sharegpt",
                           "columns": {"messages": "conversations"}},
     }
