@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <thread>
 
 #include "common/job_config.h"
 #include "common/log.h"
@@ -99,6 +100,11 @@ int run(int argc, char** argv) {
       vars["TORCHELASTIC_MAX_RESTARTS"] = std::to_string(opt.max_restarts);
       vars["TORCHELASTIC_RUN_ID"] = opt.rdzv_id;
       vars["PDSD_AGENT_PID"] = std::to_string(::getpid());
+      // As torchrun does: without a limit every worker starts one compute thread per core and the
+      // node is oversubscribed nproc times over. A value the user set is kept.
+      if (std::getenv("OMP_NUM_THREADS") == nullptr) {
+        vars["OMP_NUM_THREADS"] = std::to_string(std::max(1u, std::thread::hardware_concurrency() / opt.nproc_per_node));
+      }
       spec.env_per_worker.push_back(vars);
       spec.global_ranks.push_back(env.rank);
     }

@@ -41,6 +41,12 @@ pkgs=(
   nlohmann-json3-dev libcli11-dev
   # SentencePiece (no CMake config in Debian: found by find_library/find_path or pkg-config).
   libsentencepiece-dev libsentencepiece0
+  # gloo's headers only, for worker/dist/gloo_process_group.cpp (docs/design/cpu-collectives.md);
+  # its libgloo.so link and CMake config are removed in step 3: libtorch has its own gloo.
+  libgloo-dev
+  # PCRE2 for the tokenizer's pre-tokenizer regexes: headers, pkg-config file and the libraries
+  # its .so links point at (the GPU machine has only the 8-bit runtime).
+  libpcre2-dev libpcre2-8-0 libpcre2-16-0 libpcre2-32-0 libpcre2-posix3
 )
 
 # ------------------------------------------------------------------------------------------------
@@ -276,6 +282,10 @@ rm -rf "$root/usr/share/man" "$root/usr/share/lintian" "$root/usr/share/doc-base
 while IFS= read -r a; do
   if [ -e "${a%.a}.so" ]; then rm -f "$a"; else say "keeping $a (no shared sibling)"; fi
 done < <(find "$root" -name '*.a')
+# libgloo-dev is carried for its headers alone: drop its libgloo.so link (to libgloo0, not carried)
+# and its CMake config (which would link it), so nothing can link a second gloo next to libtorch's.
+rm -f "$root"/usr/lib/libgloo.so*
+rm -rf "$root/usr/share/cmake/Gloo"
 find "$root" -depth -type d -empty -delete
 
 # 4. Make the tree relocatable.

@@ -17,17 +17,23 @@ t1=$(date +%s.%N)
 .venv/bin/python - "$run" "$nproc" "$t0" "$t1" <<'PY'
 import json, os, sys
 run, nproc, t0, t1 = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
-report = json.load(open(os.path.join(run, "output", "worker_report.json")))
-line = "=" * 72
+out = os.path.join(run, "output")
+res = json.load(open(os.path.join(out, "all_results.json")))
+log = [json.loads(l) for l in open(os.path.join(out, "trainer_log.jsonl"))]
+line = "=" * 76
 print(f"\n{line}\n pdsd quickstart: summary\n{line}")
-print(f" job          configs/sft.yaml (full SFT config) on examples/tiny-qwen2")
-print(f" workers      {nproc} processes on CPU, started by pdsd-launch, all exited 0")
-print(f" wall time    {t1 - t0:.2f} s")
-print(f" model        {report['model_type']}: {report['parameters']:,} parameters in {report['tensors']} tensors "
-      f"({report['weight_bytes']:,} bytes), loaded in {report['load_ms']:.1f} ms per rank")
-print(f" what ran     {report['what_ran']}")
-print(f" trained      {'yes' if report['trained'] else 'NO: the trainer is not built yet; no training step ran and no trained model was written'}")
-print(f" written      {run}/output/worker_report.json, {run}/output/resolved_config.yaml")
-print(f" logs         {run}/logs/attempt_0/rank_<N>.log")
+print(f" job          configs/sft.yaml: full SFT of examples/tiny-qwen2 on tiny_alpaca + tiny_sharegpt")
+print(f" workers      {nproc} processes on CPU (data parallel over Gloo), started by pdsd-launch")
+print(f" wall time    {t1 - t0:.1f} s (launch to exit); training {res['train_runtime']:.1f} s")
+print(f" data         {res['train_samples']} training samples, {res.get('eval_samples', 0)} held out, "
+      f"{res['skipped_records']} bad records skipped")
+print(f" steps        {res['global_step']} optimizer steps ({res['epoch']:.1f} epochs), "
+      f"{res['trainable_parameters']:,} trainable parameters")
+print(f" loss         {res['train_first_loss']:.4f} at step 1 -> {res['train_loss']:.4f} at step {res['global_step']}"
+      + (f"; eval loss {res['eval_loss']:.4f}" if 'eval_loss' in res else ""))
+print(f" throughput   {res['train_tokens_per_second']:,.0f} tokens/s (all ranks, non-padding tokens)")
+print(f" log          " + "  ".join(f"{r['step']}:{r['loss']:.3f}" for r in log[-6:]))
+print(f" artifact     {out}/ (model.safetensors, config.json, tokenizer: loads with transformers)")
+print(f" files        {out}/trainer_log.jsonl, all_results.json; logs in {run}/logs/attempt_0/")
 print(line)
 PY

@@ -86,8 +86,8 @@ TEST(DatasetLoading, ShippedExamplesLoadEveryRecord) {
   EXPECT_EQ(first.turns, turns({"What is 50 + 29?", "50 + 29 = 79."}));
   EXPECT_EQ(first.source, "examples/data/tiny_alpaca.json: record 0");
   EXPECT_EQ(data.conversations[1].turns, turns({"Reverse the letters of the word.\nriver", "revir"}));
-  // Record 2 has a "system" field, but the entry maps no system column: LLaMA-Factory ignores it.
-  EXPECT_EQ(data.conversations[2].system, "");
+  // Record 2 has a "system" field, and the entry maps the system column to it.
+  EXPECT_EQ(data.conversations[2].system, "Answer in one sentence.");
 
   const Conversation& chat = data.conversations[alpaca];
   EXPECT_EQ(chat.turns, turns({"Add 3 and 3.", "6", "Now double it.", "12"}));

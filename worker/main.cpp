@@ -3,9 +3,9 @@
 //
 //   pdsd-worker configs/sft.yaml [key=value ...]
 //
-// What it does today: validates the job config, reads the model's config.json, memory-maps and checks
-// every weight tensor, and reports what it loaded. The trainer (issue 3) and the sharded engine
-// (issue 4) come next; until then the worker says plainly that it did not train.
+// It validates the job config, joins the other ranks (CPU collectives over Gloo when WORLD_SIZE > 1),
+// and runs the SFT job (worker/train/sft_job.h): data-parallel training with replicated weights.
+// The sharded engine (ZeRO) comes next; zero_stage above 0 is refused until then.
 #include <CLI/CLI.hpp>
 
 #include <chrono>
@@ -17,8 +17,8 @@
 #include "common/job_config.h"
 #include "common/log.h"
 #include "common/worker_env.h"
-#include "worker/model_config.h"
-#include "worker/model_weights.h"
+#include "worker/dist/gloo_collectives.h"
+#include "worker/train/sft_job.h"
 
 namespace {
 
@@ -50,33 +50,18 @@ int run(int argc, char** argv) {
   pdsd::JobConfig config = pdsd::load_job_config(config_path, overrides);
   pdsd::log::info("config ", config_path, " valid; world size ", env.world_size, ", local rank ", env.local_rank);
 
-  auto t0 = std::chrono::steady_clock::now();
-  pdsd::ModelConfig model = pdsd::read_model_config(config.model_name_or_path);
-  pdsd::ModelWeights weights = pdsd::load_model_weights(config.model_name_or_path, model);
-  // Reading every element proves the mapping is complete and gives a fingerprint ranks can compare.
-  double sum_of_squares = 0;
-  for (const auto& [name, t] : weights.tensors) sum_of_squares += t.to(at::kDouble).square().sum().item<double>();
-  double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  pdsd::log::info("model ", config.model_name_or_path, ": ", model.model_type, ", ", model.num_hidden_layers,
-                  " layers, hidden ", model.hidden_size, ", vocab ", model.vocab_size, "; ", weights.tensors.size(),
-                  " tensors, ", model.parameter_count(), " parameters (", weights.bytes, " bytes, ", model.dtype,
-                  ") mapped and checked in ", static_cast<int>(load_ms), " ms; sum of squares ", sum_of_squares);
-
-  if (env.rank == 0) {
-    std::filesystem::create_directories(config.output_dir);
-    nlohmann::json report = {{"trained", false},
-                             {"what_ran", "config validation, model config and safetensors weights loaded and checked"},
-                             {"world_size", env.world_size},
-                             {"model_type", model.model_type},
-                             {"parameters", model.parameter_count()},
-                             {"tensors", weights.tensors.size()},
-                             {"weight_bytes", weights.bytes},
-                             {"weights_sum_of_squares", sum_of_squares},
-                             {"load_ms", load_ms}};
-    std::ofstream(std::filesystem::path(config.output_dir) / "worker_report.json") << report.dump(2) << "\n";
-    std::ofstream(std::filesystem::path(config.output_dir) / "resolved_config.yaml") << config.to_yaml();
+  std::unique_ptr<pdsd::dist::Collectives> collectives;
+  if (env.world_size > 1) {
+    pdsd::dist::GlooCollectivesOptions options;
+    options.timeout = std::chrono::seconds(config.ddp_timeout);
+    collectives = pdsd::dist::make_gloo_collectives(env, options);
   }
-  pdsd::log::warn("no training step ran: the trainer is not built yet (this worker only loads and checks)");
+  pdsd::SftJobResult r = pdsd::run_sft_job(config, env, collectives.get());
+  if (env.rank == 0) {
+    pdsd::log::info("done: ", r.steps, " steps in ", r.runtime_s, " s; loss ", r.first_loss, " -> ", r.final_loss,
+                    r.eval_loss >= 0 ? pdsd::str("; eval loss ", r.eval_loss) : std::string(), "; wrote ", r.artifact,
+                    " to ", config.output_dir);
+  }
   return 0;
 }
 

@@ -1,0 +1,112 @@
+// The collectives the training engine uses (DDP gradient all-reduce, ZeRO's all-gather and
+// reduce-scatter, broadcast of initial weights, barriers), independent of the backend that moves the
+// bytes: Gloo on CPU today (gloo_collectives.h), NCCL on GPUs later.
+//
+//   std::unique_ptr<Collectives> c = make_gloo_collectives(env, GlooCollectivesOptions::from_job(job));
+//   c->all_reduce(grads);                                  // in place, sum, job's ddp_timeout
+//   c->broadcast(weights, /*root=*/0);
+//   c->all_gather(full_flat, my_shard);                    // full_flat = world_size × my_shard
+//   c->reduce_scatter(my_shard, full_flat, ReduceOp::sum, std::chrono::seconds(10));  // own timeout
+//   c->barrier();
+//
+// Every call blocks until the collective is done and has a timeout (the default one, from the job's
+// `ddp_timeout`, or the one passed). A collective that does not finish in time — a peer died, hung,
+// or issued a different collective — throws pdsd::Error naming this rank, the operation and its size:
+//   rank 1: all_reduce of 121408 float32 elements (485632 bytes) did not complete within 30 s (...)
+// It never hangs. After any failure the group is out of step with its peers (no backend can cancel
+// or resynchronise a half-done collective), so every later call throws at once, naming that first
+// failure; the job has to stop (or restart its workers) rather than continue.
+//
+// Every rank must issue the same collectives in the same order with tensors of the same size and
+// dtype, as with torch.distributed. Tensors must be contiguous; results are exact for integer types
+// (the reductions are plain sums, with no averaging or scaling).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <optional>
+#include <string>
+
+namespace pdsd::dist {
+
+// The reductions every backend has. (There is no `avg`: Gloo lacks it, and the engine divides by the
+// token count anyway, which it needs for gradient accumulation too.)
+enum class ReduceOp { sum, max, min };
+
+const char* to_string(ReduceOp op);
+
+using Timeout = std::optional<std::chrono::milliseconds>;  // unset: the default timeout
+
+// One collective as named in errors: "all_reduce of 121408 float32 elements (485632 bytes)".
+struct CollectiveCall {
+  const char* op = "";
+  int64_t numel = 0;        // elements of the largest buffer involved; 0 for a barrier
+  std::string dtype;        // "float32", "bfloat16", ...
+  int64_t element_size = 0; // bytes per element
+  std::chrono::milliseconds timeout{0};
+  std::string describe() const;
+};
+
+// "float32" for at::kFloat: the names users know from torch (torch.float32), not ATen's "Float".
+std::string dtype_name(const at::Tensor& tensor);
+
+class Collectives {
+ public:
+  Collectives(int rank, int world_size, std::chrono::milliseconds default_timeout);
+  virtual ~Collectives();
+  Collectives(const Collectives&) = delete;
+  Collectives& operator=(const Collectives&) = delete;
+
+  int rank() const { return rank_; }
+  int world_size() const { return world_size_; }
+  std::chrono::milliseconds default_timeout() const { return default_timeout_; }
+  // The first failure's message once a collective has failed (the group is then unusable); empty before.
+  const std::string& failure() const { return failure_; }
+
+  // Reduces `tensor` across ranks, in place: every rank ends with the same result.
+  void all_reduce(const at::Tensor& tensor, ReduceOp op = ReduceOp::sum, Timeout timeout = {});
+  // Copies `root`'s `tensor` into every other rank's `tensor`.
+  void broadcast(const at::Tensor& tensor, int root, Timeout timeout = {});
+  // Rank r's `input` lands at elements [r·n, (r+1)·n) of every rank's `output_flat` (n = input.numel()).
+  void all_gather(const at::Tensor& output_flat, const at::Tensor& input, Timeout timeout = {});
+  // Reduces `input_flat` across ranks and keeps this rank's part: output_shard = reduced[r·n, (r+1)·n).
+  void reduce_scatter(const at::Tensor& output_shard, const at::Tensor& input_flat, ReduceOp op = ReduceOp::sum,
+                      Timeout timeout = {});
+  // Returns once every rank has entered the barrier.
+  void barrier(Timeout timeout = {});
+
+ protected:
+  // Backends implement these: issue the collective and return when it is done. They must return or
+  // throw within about `call.timeout` (the caller turns any exception into the error above), and
+  // may assume their arguments were checked: contiguous, defined, sizes and dtypes consistent.
+  virtual void run_all_reduce(const at::Tensor& tensor, ReduceOp op, const CollectiveCall& call) = 0;
+  virtual void run_broadcast(const at::Tensor& tensor, int root, const CollectiveCall& call) = 0;
+  virtual void run_all_gather(const at::Tensor& output_flat, const at::Tensor& input, const CollectiveCall& call) = 0;
+  virtual void run_reduce_scatter(const at::Tensor& output_shard, const at::Tensor& input_flat, ReduceOp op,
+                                  const CollectiveCall& call) = 0;
+  virtual void run_barrier(const CollectiveCall& call) = 0;
+  // Names the backend in a failure's cause: "gloo".
+  virtual const char* backend_name() const = 0;
+
+ private:
+  CollectiveCall describe(const char* op, const at::Tensor* largest, Timeout timeout) const;
+  void execute(const CollectiveCall& call, const std::function<void()>& run);
+
+  int rank_;
+  int world_size_;
+  std::chrono::milliseconds default_timeout_;
+  std::string failure_;
+};
+
+// "30 s", "1.5 s", "250 ms": how errors print a timeout.
+std::string format_duration(std::chrono::milliseconds d);
+
+// An exception's message as one line, without the C++ backtrace c10 errors append: the cause part of
+// a pdsd::Error raised from a backend failure.
+std::string exception_cause(const std::exception& e);
+
+}  // namespace pdsd::dist

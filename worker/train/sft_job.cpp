@@ -1,0 +1,250 @@
+#include "worker/train/sft_job.h"
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "worker/data/chat_template.h"
+#include "worker/dist/collectives.h"
+#include "worker/data/dataset_loader.h"
+#include "worker/export/model_export.h"
+#include "worker/model/causal_lm.h"
+#include "worker/model_weights.h"
+#include "worker/tokenizer/tokenizer.h"
+#include "worker/train/batch_plan.h"
+#include "worker/train/causal_lm_loss.h"
+#include "worker/train/trainer.h"
+
+namespace fs = std::filesystem;
+
+namespace pdsd {
+
+namespace {
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream in(text);
+  for (std::string item; std::getline(in, item, ',');) {
+    item.erase(0, item.find_first_not_of(' '));
+    item.erase(item.find_last_not_of(' ') + 1);
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+// The EOS token id from config.json's eos_token_id (an id or a list: the first).
+int32_t eos_id_of(const std::string& model_dir) {
+  std::ifstream in(fs::path(model_dir) / "config.json");
+  nlohmann::json j = nlohmann::json::parse(in);
+  if (j.contains("eos_token_id") && j["eos_token_id"].is_number_integer()) return j["eos_token_id"].get<int32_t>();
+  if (j.contains("eos_token_id") && j["eos_token_id"].is_array() && !j["eos_token_id"].empty()) {
+    return j["eos_token_id"][0].get<int32_t>();
+  }
+  return -1;
+}
+
+// transformers' Trainer exempts biases and norm weights from weight decay.
+bool decays(const std::string& name) {
+  return name.find(".bias") == std::string::npos && name.find("norm.weight") == std::string::npos;
+}
+
+int64_t layer_of(const std::string& name) {
+  const std::string prefix = "model.layers.";
+  if (name.rfind(prefix, 0) != 0) return -1;
+  return std::stoll(name.substr(prefix.size(), name.find('.', prefix.size()) - prefix.size()));
+}
+
+// Which base weights train: all (full), the last / first N layers (freeze), none (lora).
+bool base_weight_trains(const JobConfig& c, const ModelConfig& m, const std::string& name) {
+  if (c.finetuning_type == "full") return true;
+  if (c.finetuning_type == "lora") return false;
+  const int64_t layer = layer_of(name), n = c.freeze_trainable_layers;
+  if (layer < 0) return false;  // embeddings, final norm and lm_head stay frozen, as LLaMA-Factory's default
+  return n > 0 ? layer >= m.num_hidden_layers - n : layer < -n;
+}
+
+}  // namespace
+
+SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Collectives* collectives) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const bool lead = env.rank == 0;
+  PDSD_CHECK(env.world_size == 1 || collectives != nullptr, "world size ", env.world_size,
+             " needs a collectives backend");
+  at::manual_seed(config.seed);
+  if (config.zero_stage > 0 && lead) {
+    log::warn("zero_stage ", config.zero_stage, ": sharding is not built yet; training runs replicated (DDP), ",
+              "numerically the same but without ZeRO's memory savings");
+  }
+
+  // One GPU per local rank when this build and machine have them; else the CPU.
+  const at::Device device = at::hasCUDA() ? at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank))
+                                          : at::Device(at::kCPU);
+
+  // Model.
+  ModelConfig model_config = read_model_config(config.model_name_or_path);
+  ModelWeights weights = load_model_weights(config.model_name_or_path, model_config);
+  const at::ScalarType compute = config.bf16 ? at::kBFloat16 : (config.fp16 ? at::kHalf : at::kFloat);
+  std::map<std::string, at::Tensor> params;
+  std::vector<TrainableParameter> trainable;
+  SftJobResult result;
+  for (const auto& [name, view] : weights.tensors) {
+    const bool trains = base_weight_trains(config, model_config, name);
+    // Trainable weights get fp32 master copies; frozen ones are kept in the compute dtype.
+    at::Tensor t = view.to(device, trains ? at::kFloat : compute, /*non_blocking=*/false, /*copy=*/true);
+    if (trains) {
+      t.requires_grad_(true);
+      trainable.push_back({name, t, decays(name)});
+      result.trainable_parameters += t.numel();
+    }
+    result.total_parameters += t.numel();
+    params.emplace(name, t);
+  }
+  CausalLM model(model_config, params, compute);
+  model.set_gradient_checkpointing(config.gradient_checkpointing);
+  LoraSettings lora_settings;
+  if (config.finetuning_type == "lora") {
+    lora_settings = {.rank = config.lora_rank,
+                     .alpha = config.lora_alpha > 0 ? config.lora_alpha : 2.0 * static_cast<double>(config.lora_rank),
+                     .dropout = config.lora_dropout,
+                     .targets = split_list(config.lora_target)};
+    model.lora() = make_lora_adapters(model_config, lora_settings, config.seed);
+    for (auto& [module, adapter] : model.lora()) {
+      adapter.a = adapter.a.detach().to(device).requires_grad_(true);
+      adapter.b = adapter.b.detach().to(device).requires_grad_(true);
+      trainable.push_back({module + ".lora_A", adapter.a, true});
+      trainable.push_back({module + ".lora_B", adapter.b, true});
+      result.trainable_parameters += adapter.a.numel() + adapter.b.numel();
+    }
+  }
+
+  // Data.
+  const std::string tokenizer_path = (fs::path(config.model_name_or_path) / "tokenizer.json").string();
+  Tokenizer tokenizer = Tokenizer::from_file(tokenizer_path);
+  const int32_t eos_id = eos_id_of(config.model_name_or_path);
+  const std::string template_name = config.template_name.empty()
+                                        ? data::default_template_for_model(model_config.model_type, model_config.vocab_size)
+                                        : config.template_name;
+  data::ChatTemplate chat = data::ChatTemplate::named(template_name, eos_id >= 0 ? tokenizer.decode({eos_id}) : "");
+  data::LoadedData loaded = data::load_datasets(data::DataOptions::from_job_config(config));
+  result.skipped_records = static_cast<int64_t>(loaded.skipped());
+  std::vector<data::Conversation> conversations = std::move(loaded.conversations);
+  std::vector<data::Conversation> held_out;
+  if (config.val_size > 0) {
+    const size_t n = config.val_size < 1 ? static_cast<size_t>(config.val_size * static_cast<double>(conversations.size()))
+                                         : static_cast<size_t>(config.val_size);
+    PDSD_CHECK(n < conversations.size(), "val_size ", config.val_size, " leaves no training sample out of ",
+               conversations.size());
+    std::mt19937_64 rng(static_cast<uint64_t>(config.seed));
+    std::shuffle(conversations.begin(), conversations.end(), rng);
+    held_out.assign(conversations.end() - static_cast<std::ptrdiff_t>(n), conversations.end());
+    conversations.resize(conversations.size() - n);
+  }
+  auto encode = [&](std::string_view text) { return tokenizer.encode(text, /*add_special_tokens=*/false); };
+  SftExampleOptions example_options{.cutoff_len = config.cutoff_len, .train_on_prompt = config.train_on_prompt,
+                                    .eos_id = eos_id, .append_eos = chat.appends_eos_after_last_response()};
+  auto to_examples = [&](const std::vector<data::Conversation>& convs) {
+    std::vector<SftExample> out;
+    for (const auto& c : convs) {
+      SftExample e = build_sft_example(data::merge_adjacent(chat.segments(c)), encode, example_options);
+      bool has_label = std::any_of(e.labels.begin(), e.labels.end(), [](int32_t l) { return l != kIgnoreIndex; });
+      if (has_label && e.input_ids.size() > 1) out.push_back(std::move(e));  // cut to nothing trainable: dropped
+    }
+    return out;
+  };
+  std::vector<SftExample> train_examples = to_examples(conversations), eval_examples = to_examples(held_out);
+  result.train_samples = static_cast<int64_t>(train_examples.size());
+  result.eval_samples = static_cast<int64_t>(eval_examples.size());
+  BatchingOptions batching{.batch_size = config.per_device_train_batch_size, .packing = config.packing,
+                           .cutoff_len = config.cutoff_len, .seed = static_cast<uint64_t>(config.seed),
+                           .world_size = env.world_size, .rank = env.rank,
+                           .gradient_accumulation_steps = config.gradient_accumulation_steps, .pad_id = 0};
+  BatchPlan plan(std::move(train_examples), batching);
+  const int64_t total_steps = plan.total_steps(config.num_train_epochs, config.max_steps);
+  if (lead) {
+    log::info("device ", device.str(), (compute == at::kBFloat16 ? ", bf16 compute" : compute == at::kHalf ? ", fp16 compute" : ", fp32 compute"),
+              "; ", template_name, " template; ", result.train_samples, " training and ", result.eval_samples,
+              " held-out samples (", result.skipped_records, " bad records skipped); ", plan.steps_per_epoch(),
+              " optimizer steps per epoch, ", total_steps, " in all; ", result.trainable_parameters, " of ",
+              result.total_parameters + (config.finetuning_type == "lora" ? result.trainable_parameters : 0),
+              " parameters train (", config.finetuning_type, ")");
+  }
+
+  // Train.
+  fs::create_directories(config.output_dir);
+  TrainerOptions options;
+  options.schedule = {.type = config.lr_scheduler_type, .peak = config.learning_rate,
+                      .warmup_steps = resolve_warmup_steps(config.warmup_steps, config.warmup_ratio, total_steps),
+                      .total_steps = total_steps};
+  options.adam = {.beta1 = config.adam_beta1, .beta2 = config.adam_beta2, .eps = config.adam_epsilon,
+                  .weight_decay = config.weight_decay};
+  options.max_grad_norm = config.max_grad_norm;
+  options.logging_steps = config.logging_steps;
+  options.log_to_console = lead;
+  if (lead) options.log_path = (fs::path(config.output_dir) / "trainer_log.jsonl").string();
+  if (lead && fs::exists(options.log_path)) fs::remove(options.log_path);
+  if (collectives != nullptr && env.world_size > 1) {
+    options.all_reduce_sum = [collectives](at::Tensor& t) {
+      if (t.is_cpu()) return collectives->all_reduce(t);
+      at::Tensor host = t.cpu();  // the CPU backend moves host memory; NCCL will reduce on the GPU
+      collectives->all_reduce(host);
+      t.copy_(host);
+    };
+  }
+  auto on_device = [&](std::vector<TrainBatch> batches) {
+    for (auto& b : batches) {
+      b.tokens.input_ids = b.tokens.input_ids.to(device);
+      b.tokens.position_ids = b.tokens.position_ids.to(device);
+      if (b.tokens.segment_ids.defined()) b.tokens.segment_ids = b.tokens.segment_ids.to(device);
+      b.labels = b.labels.to(device);
+    }
+    return batches;
+  };
+  Trainer trainer(model, trainable, options);
+  auto records = trainer.train(total_steps, [&](int64_t step) { return on_device(plan.micro_batches(step)); });
+  result.steps = total_steps;
+  result.first_loss = records.front().loss;
+  result.final_loss = records.back().loss;
+  double tokens = 0, seconds = 0;
+  for (const auto& r : records) tokens += static_cast<double>(r.tokens), seconds += static_cast<double>(r.tokens) / r.tokens_per_s;
+  result.tokens_per_s = tokens / std::max(seconds, 1e-9);
+  if (!eval_examples.empty()) {
+    BatchingOptions eval_batching = batching;
+    eval_batching.batch_size = config.per_device_eval_batch_size;
+    eval_batching.packing = false;
+    eval_batching.world_size = 1, eval_batching.rank = 0, eval_batching.gradient_accumulation_steps = 1;
+    result.eval_loss = trainer.evaluate(on_device(BatchPlan(std::move(eval_examples), eval_batching).all_batches()));
+  }
+  result.runtime_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+  // Outputs (rank 0; every rank holds the same weights after each synchronised step).
+  if (lead) {
+    if (config.finetuning_type == "lora") {
+      export_peft_adapter(model, lora_settings, fs::absolute(config.model_name_or_path).string(), config.output_dir);
+      result.artifact = "PEFT adapter (adapter_model.safetensors, adapter_config.json)";
+    } else {
+      export_hf_model(model, config.model_name_or_path, config.output_dir);
+      result.artifact = "Hugging Face model dir (model.safetensors, config.json, tokenizer)";
+    }
+    nlohmann::json all = {{"epoch", static_cast<double>(total_steps) / static_cast<double>(plan.steps_per_epoch())},
+                          {"global_step", total_steps},
+                          {"train_loss", result.final_loss},
+                          {"train_first_loss", result.first_loss},
+                          {"train_runtime", result.runtime_s},
+                          {"train_samples", result.train_samples},
+                          {"train_tokens_per_second", result.tokens_per_s},
+                          {"skipped_records", result.skipped_records},
+                          {"trainable_parameters", result.trainable_parameters},
+                          {"world_size", env.world_size}};
+    if (result.eval_loss >= 0) all["eval_loss"] = result.eval_loss, all["eval_samples"] = result.eval_samples;
+    std::ofstream(fs::path(config.output_dir) / "all_results.json") << all.dump(2) << "\n";
+    std::ofstream(fs::path(config.output_dir) / "resolved_config.yaml") << config.to_yaml();
+  }
+  return result;
+}
+
+}  // namespace pdsd

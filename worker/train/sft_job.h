@@ -1,0 +1,38 @@
+// One worker's whole SFT job, from a validated JobConfig to files in output_dir:
+//   model dir → weights (+ LoRA / freeze selection) → tokenizer + chat template → datasets →
+//   examples (cutoff, masks) → batches (padded or packed, sharded by rank) → trainer → eval loss →
+//   trainer_log.jsonl, all_results.json, and the model (HF dir for full/freeze, PEFT adapter for LoRA).
+// worker/main.cpp calls it; tests call it too.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "common/job_config.h"
+#include "common/worker_env.h"
+
+namespace pdsd {
+
+namespace dist {
+class Collectives;
+}
+
+struct SftJobResult {
+  int64_t steps = 0;
+  int64_t train_samples = 0;
+  int64_t eval_samples = 0;
+  int64_t skipped_records = 0;
+  double first_loss = 0;
+  double final_loss = 0;
+  double eval_loss = -1;  // -1: no eval split
+  double runtime_s = 0;
+  double tokens_per_s = 0;
+  int64_t trainable_parameters = 0;
+  int64_t total_parameters = 0;
+  std::string artifact;  // what was written for the model
+};
+
+// `collectives` may be null for a single process; with world_size > 1 it must be given.
+SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Collectives* collectives);
+
+}  // namespace pdsd
