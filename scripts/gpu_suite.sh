@@ -41,6 +41,10 @@ grep -E "Failed|\*\*\*|tests passed" "$out/ctest.log" | tail -15 || true
 # The GPU smoke test prints what it saw; keep it visible in the table.
 nccl_line=$("$build/tests/test_cuda_smoke" --gtest_filter='*Nccl*' 2>&1 | grep "NCCL version" || echo "test_cuda_smoke: no NCCL line")
 protobuf_ok=$("$build/tests/test_torch_grpc_link" > "$out/link.log" 2>&1 && echo pass || echo FAIL)
+# The shipped job on the GPU in bf16 (tiny model: proves the device path, says nothing about speed).
+gpu_job=$("$build/bin/pdsd-launch" --standalone --nproc 1 configs/sft.yaml bf16=true "output_dir=$out/gpu-sft" \
+            overwrite_output_dir=true > "$out/gpu-sft.log" 2>&1 && grep -o "device [^;]*;" "$out/gpu-sft.log" | head -1 && \
+          grep -o "loss [0-9.]* -> [0-9.]*" "$out/gpu-sft.log" | tail -1 || echo "FAIL (see gpu-sft.log)")
 
 printf '\n%-34s %s\n' "gpu suite" "result"
 printf '%-34s %s\n' "machine" "$(head -1 "$out/gpus.txt")"
@@ -49,5 +53,6 @@ printf '%-34s %s\n' "ctest (s)" "$test_s"
 printf '%-34s %s\n' "ctest summary" "$(grep -E 'tests passed' "$out/ctest.log" | tail -1)"
 printf '%-34s %s\n' "libtorch + gRPC/protobuf binary" "$protobuf_ok"
 printf '%-34s %s\n' "cuda smoke" "$nccl_line"
+printf '%-34s %s\n' "sft job on GPU (bf16)" "$(echo $gpu_job)"
 printf '%-34s %s\n' "total (s)" "$((SECONDS - t0))"
 exit $rc

@@ -180,7 +180,8 @@ def make_variety():
         pre_tokenizers.Split("::", behavior="isolated"),
         pre_tokenizers.Split(Regex(r"[(){}\[\]]"), behavior="merged_with_next"),
         pre_tokenizers.Split(Regex(r"[,;]"), behavior="removed"),
-        pre_tokenizers.Split(Regex(r"\p{L}+"), behavior="contiguous", invert=True),
+        pre_tokenizers.Split(Regex(r"\p{N}"), behavior="contiguous"),  # digit runs stay together
+        pre_tokenizers.Split(Regex(r"[A-Z]"), behavior="merged_with_previous", invert=True),  # camelCase cuts
         pre_tokenizers.ByteLevel(add_prefix_space=True, use_regex=True),
     ])
     tok.decoder = decoders.ByteLevel()

@@ -62,7 +62,7 @@ void split_at_matches(const Piece& piece, const std::vector<Pattern::Match>& mat
       break;
     case SplitBehavior::kContiguous:
       for (auto s : spans) {
-        if (false && s.flag == previous_match && !merged.empty()) {
+        if (s.flag == previous_match && !merged.empty()) {
           merged.back().end = s.end;
         } else {
           merged.push_back({s.start, s.end, false});

@@ -1,5 +1,7 @@
 #include "worker/train/sft_job.h"
 
+#include <ATen/detail/CUDAHooksInterface.h>
+
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -81,9 +83,11 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
               "numerically the same but without ZeRO's memory savings");
   }
 
-  // One GPU per local rank when this build and machine have them; else the CPU.
-  const at::Device device = at::hasCUDA() ? at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank))
-                                          : at::Device(at::kCPU);
+  // One GPU per local rank when this build and machine have them (ranks share GPUs round-robin when
+  // there are more ranks than GPUs); else the CPU.
+  const int gpus = at::hasCUDA() ? static_cast<int>(at::detail::getCUDAHooks().deviceCount()) : 0;
+  const at::Device device = gpus > 0 ? at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank % gpus))
+                                     : at::Device(at::kCPU);
 
   // Model.
   ModelConfig model_config = read_model_config(config.model_name_or_path);
