@@ -29,7 +29,7 @@ print(f" data         {res['train_samples']} training samples, {res.get('eval_sa
       f"{res['skipped_records']} bad records skipped")
 print(f" steps        {res['global_step']} optimizer steps ({res['epoch']:.1f} epochs), "
       f"{res['trainable_parameters']:,} trainable parameters")
-print(f" loss         {res['train_first_loss']:.4f} at step 1 -> {res['train_loss']:.4f} at step {res['global_step']}"
+print(f" loss         {res['train_first_loss']:.4f} at step 1 -> {res['train_final_loss']:.4f} at step {res['global_step']}"
       + (f"; eval loss {res['eval_loss']:.4f}" if 'eval_loss' in res else ""))
 print(f" throughput   {res['train_tokens_per_second']:,.0f} tokens/s (all ranks, non-padding tokens)")
 print(f" log          " + "  ".join(f"{r['step']}:{r['loss']:.3f}" for r in log[-6:]))

@@ -19,8 +19,9 @@ assert res["world_size"] == 2, res
 assert log and log[-1]["step"] == res["global_step"], "trainer_log.jsonl does not reach the last step"
 for key in ("step", "loss", "lr", "grad_norm", "tokens", "tokens_per_s", "elapsed"):
     assert key in log[0], f"trainer_log.jsonl lacks {key}"
-print(f"pdsd: loss {res['train_first_loss']:.4f} -> {res['train_loss']:.4f} over {res['global_step']} steps")
-assert res["train_loss"] < 0.8 * res["train_first_loss"], "the loss did not fall"
+print(f"pdsd: loss {res['train_first_loss']:.4f} -> {res['train_final_loss']:.4f} over {res['global_step']} steps "
+      f"(mean {res['train_loss']:.4f})")
+assert res["train_final_loss"] < 0.8 * res["train_first_loss"], "the loss did not fall"
 tok = AutoTokenizer.from_pretrained(run)
 msgs = [{"role": "user", "content": "What is 12 + 30?"}, {"role": "assistant", "content": "12 + 30 = 42."}]
 ids = tok.apply_chat_template(msgs, tokenize=True, return_tensors="pt", return_dict=True)["input_ids"]

@@ -1,6 +1,7 @@
 // Typed access to tokenizer.json whose errors name the file and the JSON path (see json_field.h).
 #include "worker/tokenizer/json_field.h"
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -35,7 +36,8 @@ void JsonField::unsupported_type(std::string_view supported) const {
 JsonField JsonField::at(std::string_view key) const {
   if (!value_->is_object()) fail(str("must be an object, found ", kind(*value_)));
   auto it = value_->find(key);
-  if (it == value_->end() || it->is_null()) JsonField(*value_, child_path(path_, key), *file_).fail("is missing");
+  if (it == value_->end()) JsonField(*value_, child_path(path_, key), *file_).fail("is missing");
+  if (it->is_null()) JsonField(*value_, child_path(path_, key), *file_).fail("is null");
   return JsonField(*it, child_path(path_, key), *file_);
 }
 
@@ -88,6 +90,8 @@ std::optional<std::string> JsonField::string_or_null(std::string_view key) const
 }
 
 nlohmann::json read_json_file(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw InputError(str(path, ": is a folder, not a JSON file"));
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(str(path, ": cannot open the file"));
   std::ostringstream buffer;

@@ -26,7 +26,7 @@ class JsonField {
   const std::string& path() const { return path_; }
   const std::string& file() const { return *file_; }
 
-  // The member `key`; missing or null is an error.
+  // The member `key`; missing or null is an error ("<path>.<key> is missing" / "is null").
   JsonField at(std::string_view key) const;
   // The member `key`, or nullopt when it is missing or null.
   std::optional<JsonField> find(std::string_view key) const;

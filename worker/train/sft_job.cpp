@@ -213,6 +213,7 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
   result.steps = total_steps;
   result.first_loss = records.front().loss;
   result.final_loss = records.back().loss;
+  for (const auto& r : records) result.mean_loss += r.loss / static_cast<double>(records.size());
   double tokens = 0, seconds = 0;
   for (const auto& r : records) tokens += static_cast<double>(r.tokens), seconds += static_cast<double>(r.tokens) / r.tokens_per_s;
   result.tokens_per_s = tokens / std::max(seconds, 1e-9);
@@ -236,8 +237,9 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
     }
     nlohmann::json all = {{"epoch", static_cast<double>(total_steps) / static_cast<double>(plan.steps_per_epoch())},
                           {"global_step", total_steps},
-                          {"train_loss", result.final_loss},
+                          {"train_loss", result.mean_loss},  // transformers: the mean over all steps
                           {"train_first_loss", result.first_loss},
+                          {"train_final_loss", result.final_loss},
                           {"train_runtime", result.runtime_s},
                           {"train_samples", result.train_samples},
                           {"train_tokens_per_second", result.tokens_per_s},

@@ -24,6 +24,7 @@ struct SftJobResult {
   int64_t skipped_records = 0;
   double first_loss = 0;
   double final_loss = 0;
+  double mean_loss = 0;  // over all steps, what transformers reports as train_loss
   double eval_loss = -1;  // -1: no eval split
   double runtime_s = 0;
   double tokens_per_s = 0;
