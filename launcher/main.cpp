@@ -19,6 +19,7 @@
 
 #include "common/job_config.h"
 #include "common/log.h"
+#include "common/main_guard.h"
 #include "common/worker_env.h"
 #include "launcher/launch_options.h"
 #include "launcher/worker_group.h"
@@ -133,14 +134,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const pdsd::InputError& e) {
-    pdsd::log::error(e.what());
-    return 2;
-  } catch (const std::exception& e) {
-    pdsd::log::error("fatal: ", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return pdsd::guarded_main(run, argc, argv); }
