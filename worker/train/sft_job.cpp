@@ -78,6 +78,17 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
   PDSD_CHECK(env.world_size == 1 || collectives != nullptr, "world size ", env.world_size,
              " needs a collectives backend");
   at::manual_seed(config.seed);
+  // Settings whose machinery is not built yet: refuse what would lose work, say what is ignored.
+  if (!config.resume_from_checkpoint.empty() && config.resume_from_checkpoint != "false") {
+    throw InputError(str(config.source_file, ": key 'resume_from_checkpoint': resuming is not built yet (this build ",
+                         "writes only the final model); remove the key to train from the start"));
+  }
+  if (lead && (config.origins.count("save_steps") || config.origins.count("save_total_limit"))) {
+    log::warn("save_steps / save_total_limit: intermediate checkpoints are not written yet; only the final model is saved");
+  }
+  if (lead && config.metrics_port != 0) {
+    log::warn("metrics_port ", config.metrics_port, ": the Prometheus endpoint is not built yet; no metrics are served");
+  }
   if (config.zero_stage > 0 && lead) {
     log::warn("zero_stage ", config.zero_stage, ": sharding is not built yet; training runs replicated (DDP), ",
               "numerically the same but without ZeRO's memory savings");
