@@ -20,6 +20,7 @@
 #include "worker/tokenizer/tokenizer.h"
 #include "worker/train/batch_plan.h"
 #include "worker/train/causal_lm_loss.h"
+#include "worker/train/sharded_adamw.h"
 #include "worker/train/trainer.h"
 
 namespace fs = std::filesystem;
@@ -89,9 +90,9 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
   if (lead && config.metrics_port != 0) {
     log::warn("metrics_port ", config.metrics_port, ": the Prometheus endpoint is not built yet; no metrics are served");
   }
-  if (config.zero_stage > 0 && lead) {
-    log::warn("zero_stage ", config.zero_stage, ": sharding is not built yet; training runs replicated (DDP), ",
-              "numerically the same but without ZeRO's memory savings");
+  if (config.zero_stage == 3 && lead) {
+    log::warn("zero_stage 3: parameters are not sharded at rest yet; optimizer state and gradients are sharded ",
+              "as in ZeRO-2");
   }
 
   // One GPU per local rank when this build and machine have them (ranks share GPUs round-robin when
@@ -210,6 +211,30 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
       t.copy_(host);
     };
   }
+  std::unique_ptr<ShardedAdamW> sharded;
+  if (collectives != nullptr && env.world_size > 1 && config.zero_stage > 0) {
+    // The CPU backend moves host memory: GPU tensors go through host copies (NCCL will not need them).
+    auto host_call = [](const at::Tensor& out, const at::Tensor& in, auto&& op) {
+      if (out.is_cpu() && in.is_cpu()) return op(out, in);
+      at::Tensor out_host = out.cpu(), in_host = in.cpu();
+      op(out_host, in_host);
+      out.copy_(out_host);
+    };
+    ShardComm comm{.rank = env.rank, .world_size = env.world_size};
+    comm.reduce_scatter_sum = [=](const at::Tensor& out, const at::Tensor& in) {
+      host_call(out, in, [&](const at::Tensor& o, const at::Tensor& i) { collectives->reduce_scatter(o, i); });
+    };
+    comm.all_gather = [=](const at::Tensor& out, const at::Tensor& in) {
+      host_call(out, in, [&](const at::Tensor& o, const at::Tensor& i) { collectives->all_gather(o, i); });
+    };
+    comm.all_reduce_sum = [=](const at::Tensor& t) {
+      at::Tensor copy = t;
+      options.all_reduce_sum(copy);
+    };
+    sharded = std::make_unique<ShardedAdamW>(trainable, options.adam, comm);
+    options.sharded_step = [&sharded](double lr, double max_norm) { return sharded->step(lr, max_norm); };
+    options.sharded_state_bytes = [&sharded] { return sharded->state_bytes(); };
+  }
   auto on_device = [&](std::vector<TrainBatch> batches) {
     for (auto& b : batches) {
       b.tokens.input_ids = b.tokens.input_ids.to(device);
@@ -256,7 +281,9 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
                           {"train_tokens_per_second", result.tokens_per_s},
                           {"skipped_records", result.skipped_records},
                           {"trainable_parameters", result.trainable_parameters},
-                          {"world_size", env.world_size}};
+                          {"world_size", env.world_size},
+                          {"zero_stage", config.zero_stage},
+                          {"optimizer_state_bytes_per_rank", trainer.optimizer_state_bytes()}};
     if (result.eval_loss >= 0) all["eval_loss"] = result.eval_loss, all["eval_samples"] = result.eval_samples;
     std::ofstream(fs::path(config.output_dir) / "all_results.json") << all.dump(2) << "\n";
     std::ofstream(fs::path(config.output_dir) / "resolved_config.yaml") << config.to_yaml();

@@ -49,9 +49,13 @@ double clip_grad_norm(const std::vector<TrainableParameter>& params, double max_
 Trainer::Trainer(CausalLM& model, std::vector<TrainableParameter> trainable, TrainerOptions options)
     : model_(model),
       trainable_(std::move(trainable)),
-      options_(std::move(options)),
-      optimizer_(tensors_of(trainable_), decay_of(trainable_), options_.adam) {
+      options_(std::move(options)) {
   PDSD_CHECK(!trainable_.empty(), "nothing to train: no trainable parameter");
+  if (!options_.sharded_step) optimizer_ = std::make_unique<AdamW>(tensors_of(trainable_), decay_of(trainable_), options_.adam);
+}
+
+int64_t Trainer::optimizer_state_bytes() const {
+  return optimizer_ ? optimizer_->state_bytes() : options_.sharded_state_bytes();
 }
 
 StepRecord Trainer::step(const std::vector<TrainBatch>& micro_batches) {
@@ -75,7 +79,11 @@ StepRecord Trainer::step(const std::vector<TrainBatch>& micro_batches) {
     (loss.sum / static_cast<double>(step_tokens)).backward();
     loss_sum += loss.sum.item<double>();
   }
-  if (options_.all_reduce_sum) {
+  if (options_.sharded_step) {
+    at::Tensor loss_total = at::tensor({loss_sum}, at::kDouble);
+    options_.all_reduce_sum(loss_total);
+    loss_sum = loss_total.item<double>();
+  } else if (options_.all_reduce_sum) {
     // One flat buffer for all gradients: one collective per step instead of one per tensor.
     at::NoGradGuard no_grad;
     std::vector<at::Tensor> grads;
@@ -97,10 +105,14 @@ StepRecord Trainer::step(const std::vector<TrainBatch>& micro_batches) {
   }
   StepRecord r;
   r.step = steps_done_ + 1;
-  r.grad_norm = clip_grad_norm(trainable_, options_.max_grad_norm);
   r.lr = options_.schedule.at(steps_done_);
-  optimizer_.step(r.lr);
-  optimizer_.zero_grad();
+  if (options_.sharded_step) {
+    r.grad_norm = options_.sharded_step(r.lr, options_.max_grad_norm);
+  } else {
+    r.grad_norm = clip_grad_norm(trainable_, options_.max_grad_norm);
+    optimizer_->step(r.lr);
+    optimizer_->zero_grad();
+  }
   ++steps_done_;
   r.loss = loss_sum / static_cast<double>(step_tokens);
   r.tokens = real_tokens;

@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,10 @@ struct TrainerOptions {
   // and the gradients are summed across ranks, so every rank applies the same global update.
   std::function<void(at::Tensor&)> all_reduce_sum;
   bool log_to_console = true;  // rank 0 logs; the others stay quiet
+  // ZeRO-1/2: when set, reduction, clipping and the update happen in this sharded step instead
+  // (worker/train/sharded_adamw.h); the trainer then keeps no optimizer state of its own.
+  std::function<double(double lr, double max_grad_norm)> sharded_step;
+  std::function<int64_t()> sharded_state_bytes;
 };
 
 struct StepRecord {
@@ -65,13 +70,14 @@ class Trainer {
 
   // Mean loss over batches without updating anything (eval / val_size split).
   double evaluate(const std::vector<TrainBatch>& batches);
-  const AdamW& optimizer() const { return optimizer_; }
+  // Bytes of optimizer state this rank holds (all of it when replicated, its shard under ZeRO).
+  int64_t optimizer_state_bytes() const;
 
  private:
   CausalLM& model_;
   std::vector<TrainableParameter> trainable_;
   TrainerOptions options_;
-  AdamW optimizer_;
+  std::unique_ptr<AdamW> optimizer_;  // replicated update; null when options_.sharded_step is set
   int64_t steps_done_ = 0;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
