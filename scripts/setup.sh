@@ -43,7 +43,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   # `import torch` needs the CUDA runtime libraries that libtorch_cuda.so links. The machine's CUDA
   # toolkit supplies most; where it does not, fall back to the CUDA wheels torch itself pins.
   if ! .venv/bin/python -c 'import torch' 2>/dev/null; then
-    say "no usable CUDA toolkit libraries found: installing torch's CUDA runtime wheels (~3 GB)"
+    say "no usable CUDA toolkit libraries found: installing the CUDA runtime wheels torch declares"
     .venv/bin/pip install -q --disable-pip-version-check "torch==2.11.0"
   fi
   .venv/bin/python -c 'import torch, transformers, peft, tokenizers' 
