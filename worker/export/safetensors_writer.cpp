@@ -19,6 +19,7 @@ std::string dtype_name(at::ScalarType t) {
     case at::kDouble: return "F64";
     case at::kLong: return "I64";
     case at::kInt: return "I32";
+    case at::kByte: return "U8";
     default: throw Error(pdsd::str("safetensors: cannot write dtype ", t));
   }
 }

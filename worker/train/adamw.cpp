@@ -51,3 +51,17 @@ int64_t AdamW::state_bytes() const {
 }
 
 }  // namespace pdsd
+
+namespace pdsd {
+
+std::vector<std::pair<std::string, at::Tensor>> AdamW::state_tensors() const {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    out.emplace_back("exp_avg." + std::to_string(i), exp_avg_[i]);
+    out.emplace_back("exp_avg_sq." + std::to_string(i), exp_avg_sq_[i]);
+    out.emplace_back("step." + std::to_string(i), step_[i]);
+  }
+  return out;
+}
+
+}  // namespace pdsd

@@ -13,6 +13,7 @@
 #include <ATen/ATen.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace pdsd {
@@ -33,6 +34,8 @@ class AdamW {
   int64_t steps_taken() const { return steps_; }
   // Bytes of optimizer state (exp_avg + exp_avg_sq + step counters), for memory reports.
   int64_t state_bytes() const;
+  // The state tensors by name (views: copying into them restores the state), for checkpoints.
+  std::vector<std::pair<std::string, at::Tensor>> state_tensors() const;
 
  private:
   std::vector<at::Tensor> params_, exp_avg_, exp_avg_sq_, step_;

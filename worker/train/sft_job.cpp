@@ -20,6 +20,7 @@
 #include "worker/tokenizer/tokenizer.h"
 #include "worker/train/batch_plan.h"
 #include "worker/train/causal_lm_loss.h"
+#include "worker/train/checkpoint.h"
 #include "worker/train/sharded_adamw.h"
 #include "worker/train/trainer.h"
 
@@ -79,14 +80,6 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
   PDSD_CHECK(env.world_size == 1 || collectives != nullptr, "world size ", env.world_size,
              " needs a collectives backend");
   at::manual_seed(config.seed);
-  // Settings whose machinery is not built yet: refuse what would lose work, say what is ignored.
-  if (!config.resume_from_checkpoint.empty() && config.resume_from_checkpoint != "false") {
-    throw InputError(str(config.source_file, ": key 'resume_from_checkpoint': resuming is not built yet (this build ",
-                         "writes only the final model); remove the key to train from the start"));
-  }
-  if (lead && (config.origins.count("save_steps") || config.origins.count("save_total_limit"))) {
-    log::warn("save_steps / save_total_limit: intermediate checkpoints are not written yet; only the final model is saved");
-  }
   if (lead && config.metrics_port != 0) {
     log::warn("metrics_port ", config.metrics_port, ": the Prometheus endpoint is not built yet; no metrics are served");
   }
@@ -202,7 +195,8 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
   options.logging_steps = config.logging_steps;
   options.log_to_console = lead;
   if (lead) options.log_path = (fs::path(config.output_dir) / "trainer_log.jsonl").string();
-  if (lead && fs::exists(options.log_path)) fs::remove(options.log_path);
+  const bool resuming = !resolve_checkpoint(config.output_dir, config.resume_from_checkpoint).empty();
+  if (lead && !resuming && fs::exists(options.log_path)) fs::remove(options.log_path);  // a resumed run appends
   if (collectives != nullptr && env.world_size > 1) {
     options.all_reduce_sum = [collectives](at::Tensor& t) {
       if (t.is_cpu()) return collectives->all_reduce(t);
@@ -234,6 +228,7 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
     sharded = std::make_unique<ShardedAdamW>(trainable, options.adam, comm);
     options.sharded_step = [&sharded](double lr, double max_norm) { return sharded->step(lr, max_norm); };
     options.sharded_state_bytes = [&sharded] { return sharded->state_bytes(); };
+    options.sharded_state_tensors = [&sharded] { return sharded->state_tensors(); };
   }
   auto on_device = [&](std::vector<TrainBatch> batches) {
     for (auto& b : batches) {
@@ -244,9 +239,27 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
     }
     return batches;
   };
+  CheckpointContext checkpoints{.output_dir = config.output_dir, .rank = env.rank, .world_size = env.world_size,
+                                .zero_stage = env.world_size > 1 ? config.zero_stage : 0,
+                                .finetuning_type = config.finetuning_type, .save_total_limit = config.save_total_limit,
+                                .barrier = [collectives] { if (collectives != nullptr) collectives->barrier(); }};
+  Trainer* trainer_ptr = nullptr;
+  options.on_step_end = [&](int64_t step) {
+    if (step % config.save_steps == 0) save_checkpoint(checkpoints, step, trainable, trainer_ptr->optimizer_state());
+  };
   Trainer trainer(model, trainable, options);
+  trainer_ptr = &trainer;
+  if (std::string dir = resolve_checkpoint(config.output_dir, config.resume_from_checkpoint); !dir.empty()) {
+    const int64_t step = load_checkpoint(checkpoints, dir, trainable, trainer.optimizer_state());
+    trainer.set_steps_done(step);
+    if (lead) log::info("resumed from ", dir, " at step ", step, " of ", total_steps);
+  }
   auto records = trainer.train(total_steps, [&](int64_t step) { return on_device(plan.micro_batches(step)); });
   result.steps = total_steps;
+  if (records.empty()) {
+    throw InputError(str("resume_from_checkpoint: the checkpoint is at step ", trainer.steps_done(), " of ", total_steps,
+                         ": nothing is left to train (raise max_steps or num_train_epochs)"));
+  }
   result.first_loss = records.front().loss;
   result.final_loss = records.back().loss;
   for (const auto& r : records) result.mean_loss += r.loss / static_cast<double>(records.size());

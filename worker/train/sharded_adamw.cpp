@@ -98,3 +98,13 @@ int64_t ShardedAdamW::state_bytes() const {
 }
 
 }  // namespace pdsd
+
+namespace pdsd {
+
+std::vector<std::pair<std::string, at::Tensor>> ShardedAdamW::state_tensors() const {
+  std::vector<std::pair<std::string, at::Tensor>> out = {{"master", master_}, {"exp_avg", exp_avg_}, {"exp_avg_sq", exp_avg_sq_}};
+  for (size_t i = 0; i < pieces_.size(); ++i) out.emplace_back("step." + std::to_string(i), pieces_[i].step);
+  return out;
+}
+
+}  // namespace pdsd

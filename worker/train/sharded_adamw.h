@@ -35,6 +35,8 @@ class ShardedAdamW {
   // before clipping. Every rank must call it at the same step.
   double step(double lr, double max_grad_norm);
   int64_t state_bytes() const;
+  // This rank's shard of master weights and state by name (views), for checkpoints.
+  std::vector<std::pair<std::string, at::Tensor>> state_tensors() const;
 
  private:
   struct Piece {  // the part of one parameter inside this rank's shard

@@ -54,6 +54,10 @@ Trainer::Trainer(CausalLM& model, std::vector<TrainableParameter> trainable, Tra
   if (!options_.sharded_step) optimizer_ = std::make_unique<AdamW>(tensors_of(trainable_), decay_of(trainable_), options_.adam);
 }
 
+std::vector<std::pair<std::string, at::Tensor>> Trainer::optimizer_state() const {
+  return optimizer_ ? optimizer_->state_tensors() : options_.sharded_state_tensors();
+}
+
 int64_t Trainer::optimizer_state_bytes() const {
   return optimizer_ ? optimizer_->state_bytes() : options_.sharded_state_bytes();
 }
@@ -134,6 +138,7 @@ std::vector<StepRecord> Trainer::train(int64_t total_steps,
   while (steps_done_ < total_steps) {
     StepRecord r = step(batches(steps_done_));
     records.push_back(r);
+    if (options_.on_step_end) options_.on_step_end(r.step);
     if (r.step % options_.logging_steps == 0 || r.step == total_steps) {
       nlohmann::json line = {{"step", r.step}, {"loss", r.loss}, {"lr", r.lr}, {"grad_norm", r.grad_norm},
                              {"tokens", r.tokens}, {"tokens_per_s", r.tokens_per_s}, {"elapsed", r.elapsed_s}};

@@ -49,6 +49,9 @@ struct TrainerOptions {
   // (worker/train/sharded_adamw.h); the trainer then keeps no optimizer state of its own.
   std::function<double(double lr, double max_grad_norm)> sharded_step;
   std::function<int64_t()> sharded_state_bytes;
+  std::function<std::vector<std::pair<std::string, at::Tensor>>()> sharded_state_tensors;
+  // Called after every optimizer step with its 1-based number (checkpoints hang here).
+  std::function<void(int64_t step)> on_step_end;
 };
 
 struct StepRecord {
@@ -72,6 +75,11 @@ class Trainer {
   double evaluate(const std::vector<TrainBatch>& batches);
   // Bytes of optimizer state this rank holds (all of it when replicated, its shard under ZeRO).
   int64_t optimizer_state_bytes() const;
+  // This rank's optimizer state as named views (replicated: all of it; ZeRO: its shard).
+  std::vector<std::pair<std::string, at::Tensor>> optimizer_state() const;
+  // Continue from a checkpoint: the next step is steps_done + 1.
+  void set_steps_done(int64_t steps_done) { steps_done_ = steps_done; }
+  int64_t steps_done() const { return steps_done_; }
 
  private:
   CausalLM& model_;
