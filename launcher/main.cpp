@@ -76,10 +76,11 @@ int run(int argc, char** argv) {
     command = {worker_binary(), opt.config_path};
     command.insert(command.end(), opt.overrides.begin(), opt.overrides.end());
   }
-  if (opt.standalone && !opt.master_port_given) opt.master_port = free_port();
 
   const int world = opt.max_nodes * opt.nproc_per_node;
   for (int attempt = 0;; ++attempt) {
+    // A fresh port per attempt: the last attempt's rendezvous socket may still linger in TIME_WAIT.
+    if (opt.standalone && !opt.master_port_given) opt.master_port = free_port();
     pdsd::WorkerSpec spec;
     spec.command = command;
     spec.monitor_interval_s = opt.monitor_interval_s;

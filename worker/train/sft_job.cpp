@@ -195,7 +195,11 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
   options.logging_steps = config.logging_steps;
   options.log_to_console = lead;
   if (lead) options.log_path = (fs::path(config.output_dir) / "trainer_log.jsonl").string();
-  const bool resuming = !resolve_checkpoint(config.output_dir, config.resume_from_checkpoint).empty();
+  // After a failure pdsd-launch restarts every worker (TORCHELASTIC_RESTART_COUNT > 0): they pick up
+  // the newest checkpoint unless the job names one.
+  const std::string resume_from =
+      env.restart_count > 0 && config.resume_from_checkpoint.empty() ? "auto" : config.resume_from_checkpoint;
+  const bool resuming = !resolve_checkpoint(config.output_dir, resume_from).empty();
   if (lead && !resuming && fs::exists(options.log_path)) fs::remove(options.log_path);  // a resumed run appends
   if (collectives != nullptr && env.world_size > 1) {
     options.all_reduce_sum = [collectives](at::Tensor& t) {
@@ -249,7 +253,7 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
   };
   Trainer trainer(model, trainable, options);
   trainer_ptr = &trainer;
-  if (std::string dir = resolve_checkpoint(config.output_dir, config.resume_from_checkpoint); !dir.empty()) {
+  if (std::string dir = resolve_checkpoint(config.output_dir, resume_from); !dir.empty()) {
     const int64_t step = load_checkpoint(checkpoints, dir, trainable, trainer.optimizer_state());
     trainer.set_steps_done(step);
     if (lead) log::info("resumed from ", dir, " at step ", step, " of ", total_steps);
