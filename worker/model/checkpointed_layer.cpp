@@ -24,7 +24,8 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
     if (mask.defined()) ctx->saved_data["mask"] = mask;
     ctx->saved_data["layer"] = layer;
     ctx->saved_data["model"] = reinterpret_cast<int64_t>(model);
-    ctx->saved_data["rng"] = at::detail::getDefaultCPUGenerator().get_state();
+    // The generator of the device the layer runs on (CPU or CUDA): dropout draws from it.
+    ctx->saved_data["rng"] = at::globalContext().defaultGenerator(x.device()).get_state();
     ctx->save_for_backward({x, cos, sin});
     return model->layer_forward(layer, x, cos, sin, mask);  // grad mode is off inside forward
   }
@@ -33,7 +34,7 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
     auto saved = ctx->get_saved_variables();
     const auto* model = reinterpret_cast<const CausalLM*>(ctx->saved_data["model"].toInt());
     const int64_t layer = ctx->saved_data["layer"].toInt();
-    at::Generator gen = at::detail::getDefaultCPUGenerator();
+    at::Generator gen = at::globalContext().defaultGenerator(saved[0].device());
     at::Tensor rng_now = gen.get_state();
     gen.set_state(ctx->saved_data["rng"].toTensor());  // the same dropout masks as the first pass
     at::Tensor mask = ctx->saved_data["has_mask"].toBool() ? ctx->saved_data["mask"].toTensor() : at::Tensor();

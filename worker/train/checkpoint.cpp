@@ -65,6 +65,7 @@ void save_checkpoint(const CheckpointContext& ctx, int64_t step, const std::vect
   if (!replicated || ctx.rank == 0) {
     std::vector<std::pair<std::string, at::Tensor>> state = optimizer_state;
     state.emplace_back("rng.cpu", at::detail::getDefaultCPUGenerator().get_state());
+    if (!ctx.device.is_cpu()) state.emplace_back("rng.device", at::globalContext().defaultGenerator(ctx.device).get_state());
     write_safetensors((tmp / ("optimizer-rank" + std::to_string(ctx.rank) + ".safetensors")).string(), state);
   }
   ctx.barrier();
@@ -134,6 +135,10 @@ int64_t load_checkpoint(const CheckpointContext& ctx, const std::string& dir, co
   }
   at::Generator gen = at::detail::getDefaultCPUGenerator();
   gen.set_state(saved.at("rng.cpu"));
+  if (!ctx.device.is_cpu() && saved.count("rng.device")) {
+    at::Generator device_gen = at::globalContext().defaultGenerator(ctx.device);
+    device_gen.set_state(saved.at("rng.device"));
+  }
   return state.at("global_step").get<int64_t>();
 }
 

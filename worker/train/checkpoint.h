@@ -32,6 +32,7 @@ struct CheckpointContext {
   std::string finetuning_type;
   int64_t save_total_limit = -1;
   std::function<void()> barrier;  // every rank, or a no-op for one process
+  at::Device device = at::kCPU;   // its random generator is saved too when it is a GPU
 };
 
 void save_checkpoint(const CheckpointContext& ctx, int64_t step, const std::vector<TrainableParameter>& trainable,

@@ -246,7 +246,8 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
   CheckpointContext checkpoints{.output_dir = config.output_dir, .rank = env.rank, .world_size = env.world_size,
                                 .zero_stage = env.world_size > 1 ? config.zero_stage : 0,
                                 .finetuning_type = config.finetuning_type, .save_total_limit = config.save_total_limit,
-                                .barrier = [collectives] { if (collectives != nullptr) collectives->barrier(); }};
+                                .barrier = [collectives] { if (collectives != nullptr) collectives->barrier(); },
+                                .device = device};
   Trainer* trainer_ptr = nullptr;
   options.on_step_end = [&](int64_t step) {
     if (step % config.save_steps == 0) save_checkpoint(checkpoints, step, trainable, trainer_ptr->optimizer_state());
