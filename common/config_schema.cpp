@@ -40,6 +40,8 @@ const std::vector<FieldSpec>& schema() {
       // parallelism
       {"zero_stage", "parallelism", &J::zero_stage, between(0, 3), {}, false, "0: DDP; 1/2/3: ZeRO stage"},
       {"gradient_checkpointing", "parallelism", &J::gradient_checkpointing, {}, {}, false, "recompute activations in backward"},
+      {"ddp_backend", "parallelism", &J::ddp_backend, {}, {"auto", "nccl", "gloo"}, false,
+       "collectives: nccl (GPUs), gloo (CPU; GPU tensors go through host copies); auto: nccl when every local rank has a GPU"},
       {"ddp_timeout", "parallelism", &J::ddp_timeout, between(1, 7 * 24 * 3600), {}, false,
        "seconds a collective may wait before the job stops with an error"},
       // optimizer
@@ -68,6 +70,8 @@ const std::vector<FieldSpec>& schema() {
       // checkpoint
       {"save_steps", "checkpoint", &J::save_steps, between(1, 1e12), {}, false, "save every N optimizer steps"},
       {"save_total_limit", "checkpoint", &J::save_total_limit, at_least(-1), {}, false, "keep the newest N; -1: all"},
+      {"save_minutes", "checkpoint", &J::save_minutes, between(0, 1e6), {}, false,
+       "also save when this many minutes passed since the last save (0: off); SIGUSR1 saves now, SIGTERM saves and stops"},
       {"resume_from_checkpoint", "checkpoint", &J::resume_from_checkpoint, {}, {}, false,
        "auto (newest valid), a step number, or a checkpoint path"},
       // metrics and logging
@@ -79,6 +83,8 @@ const std::vector<FieldSpec>& schema() {
       // output
       {"output_dir", "output", &J::output_dir, {}, {}, false, "where checkpoints, logs and the final model go"},
       {"overwrite_output_dir", "output", &J::overwrite_output_dir, {}, {}, false, "allow a non-empty output_dir"},
+      {"export_size", "output", &J::export_size, positive(), {}, false,
+       "GB per safetensors shard of the final model (model.safetensors.index.json when several)"},
   };
   return fields;
 }

@@ -53,6 +53,7 @@ struct JobConfig {
   // parallelism
   int64_t zero_stage = 0;  // 0: DDP (replicated); 1, 2, 3: ZeRO stages
   bool gradient_checkpointing = true;
+  std::string ddp_backend = "auto";  // auto | nccl | gloo
   int64_t ddp_timeout = 1800;  // seconds a collective may wait before the job stops with an error
   // optimizer
   double learning_rate = 5e-5;
@@ -76,6 +77,7 @@ struct JobConfig {
   // checkpoint
   int64_t save_steps = 500;
   int64_t save_total_limit = -1;  // -1: keep all
+  double save_minutes = 0;        // also save when this many minutes passed since the last save; 0: off
   std::string resume_from_checkpoint;  // "" | auto | <step> | <path>
   // metrics and logging
   int64_t logging_steps = 10;
@@ -85,6 +87,7 @@ struct JobConfig {
   // output
   std::string output_dir;
   bool overwrite_output_dir = false;
+  double export_size = 5;  // GB per safetensors shard of the exported model, as LLaMA-Factory's export_size
 
   // Where each key that was given came from (absent: default).
   std::map<std::string, ConfigOrigin> origins;

@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "common/error.h"
+#include "launcher/control_security.h"
 
 namespace pdsd {
 
@@ -14,8 +15,15 @@ grpc::Status check_protocol_version(uint32_t theirs) {
               static_cast<int>(v1::PROTOCOL_VERSION), "; run the same pdsd build on every node")};
 }
 
-grpc::Status KeyValueStoreService::Set(grpc::ServerContext*, const v1::SetRequest* request, v1::SetResponse*) {
-  if (auto s = check_protocol_version(request->protocol_version()); !s.ok()) return s;
+grpc::Status KeyValueStoreService::admit(const grpc::ServerContext* context, uint32_t version, const char* method) const {
+  if (!token_.empty()) {
+    if (auto s = check_call(context, token_, method); !s.ok()) return s;
+  }
+  return check_protocol_version(version);
+}
+
+grpc::Status KeyValueStoreService::Set(grpc::ServerContext* context, const v1::SetRequest* request, v1::SetResponse*) {
+  if (auto s = admit(context, request->protocol_version(), "KeyValueStore/Set"); !s.ok()) return s;
   if (request->key().empty()) return {grpc::StatusCode::INVALID_ARGUMENT, "Set: empty key"};
   {
     std::lock_guard lock(mutex_);
@@ -27,7 +35,7 @@ grpc::Status KeyValueStoreService::Set(grpc::ServerContext*, const v1::SetReques
 
 grpc::Status KeyValueStoreService::Get(grpc::ServerContext* context, const v1::GetRequest* request,
                                        v1::GetResponse* response) {
-  if (auto s = check_protocol_version(request->protocol_version()); !s.ok()) return s;
+  if (auto s = admit(context, request->protocol_version(), "KeyValueStore/Get"); !s.ok()) return s;
   if (request->keys().empty()) return {grpc::StatusCode::INVALID_ARGUMENT, "Get: no keys"};
   auto deadline = std::chrono::steady_clock::now() +
                   std::chrono::milliseconds(std::min(request->timeout_ms(), kMaxWaitMs));
@@ -54,8 +62,8 @@ grpc::Status KeyValueStoreService::Get(grpc::ServerContext* context, const v1::G
   return grpc::Status::OK;
 }
 
-grpc::Status KeyValueStoreService::Add(grpc::ServerContext*, const v1::AddRequest* request, v1::AddResponse* response) {
-  if (auto s = check_protocol_version(request->protocol_version()); !s.ok()) return s;
+grpc::Status KeyValueStoreService::Add(grpc::ServerContext* context, const v1::AddRequest* request, v1::AddResponse* response) {
+  if (auto s = admit(context, request->protocol_version(), "KeyValueStore/Add"); !s.ok()) return s;
   if (request->key().empty()) return {grpc::StatusCode::INVALID_ARGUMENT, "Add: empty key"};
   int64_t value = 0;
   {

@@ -19,6 +19,9 @@ namespace pdsd {
 
 class KeyValueStoreService final : public pdsd::v1::KeyValueStore::Service {
  public:
+  // `token`: every call must carry it (control_security.h); empty: no check.
+  explicit KeyValueStoreService(std::string token = {}) : token_(std::move(token)) {}
+
   // Longest wait a Get may ask for; longer requests are clamped so a handler thread is never held forever.
   static constexpr uint32_t kMaxWaitMs = 30 * 60 * 1000;
 
@@ -27,6 +30,8 @@ class KeyValueStoreService final : public pdsd::v1::KeyValueStore::Service {
   grpc::Status Add(grpc::ServerContext*, const v1::AddRequest*, v1::AddResponse*) override;
 
  private:
+  grpc::Status admit(const grpc::ServerContext* context, uint32_t version, const char* method) const;
+  std::string token_;
   std::mutex mutex_;
   std::condition_variable changed_;
   std::map<std::string, std::string> values_;

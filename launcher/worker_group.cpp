@@ -156,11 +156,17 @@ void WorkerGroup::stop_all(int sig) {
   }
 }
 
-GroupResult WorkerGroup::wait() {
+void WorkerGroup::catch_stop_signals() {
   struct sigaction action {};
   action.sa_handler = on_signal;
   sigemptyset(&action.sa_mask);
   for (int sig : {SIGINT, SIGTERM, SIGUSR1}) ::sigaction(sig, &action, nullptr);
+}
+
+int WorkerGroup::take_pending_signal() { return g_pending_signal.exchange(0); }
+
+GroupResult WorkerGroup::wait() {
+  catch_stop_signals();
 
   GroupResult result;
   std::optional<Clock::time_point> kill_deadline;
@@ -188,6 +194,15 @@ GroupResult WorkerGroup::wait() {
         kill_deadline = Clock::now() + grace;
       }
     }
+    if (int sig = spec_.order ? spec_.order() : 0; sig == SIGUSR1 && !kill_deadline) {
+      log::info("checkpoint requested: SIGUSR1 to ", workers_.size(), " workers");
+      stop_all(SIGUSR1);
+    } else if (sig != 0 && !result.stopped_by_order && !kill_deadline) {
+      log::warn("the job says stop: ", signal_name(sig), " to ", workers_.size(), " workers");
+      result.stopped_by_order = true;
+      stop_all(sig);
+      kill_deadline = Clock::now() + grace;
+    }
     for (size_t i = 0; i < workers_.size(); ++i) {
       Worker& w = *workers_[i];
       if (!w.running) continue;
@@ -199,10 +214,12 @@ GroupResult WorkerGroup::wait() {
       if (WIFSIGNALED(status)) w.exit.signal = WTERMSIG(status);
       else w.exit.exit_code = WEXITSTATUS(status);
       ::kill(-w.exit.pid, SIGKILL);  // anything the worker left behind in its group
-      if (!w.exit.ok() && !result.first_failure && result.stop_signal == 0) {
+      if (!w.exit.ok() && !result.first_failure && result.stop_signal == 0 && !result.stopped_by_order) {
         result.first_failure = i;
         log::error("rank ", w.exit.rank, " (pid ", w.exit.pid, ") failed: ", w.exit.describe(),
                    "; stopping the other workers");
+        while (w.out_fd >= 0) pump(w);  // its last lines belong in the report
+        if (spec_.on_first_failure) spec_.on_first_failure(w.exit);
         stop_all(SIGTERM);
         kill_deadline = Clock::now() + grace;
       }
@@ -217,7 +234,6 @@ GroupResult WorkerGroup::wait() {
     while (w->out_fd >= 0) pump(*w);
     result.workers.push_back(w->exit);
   }
-  for (int sig : {SIGINT, SIGTERM, SIGUSR1}) ::signal(sig, SIG_DFL);
   return result;
 }
 

@@ -11,12 +11,15 @@
 #include <sys/types.h>
 
 #include <deque>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace pdsd {
+
+struct WorkerExit;
 
 struct WorkerSpec {
   std::vector<std::string> command;                // argv
@@ -27,6 +30,12 @@ struct WorkerSpec {
   std::vector<int> console_local_ranks;            // empty: all
   double monitor_interval_s = 0.1;
   double stop_grace_s = 30.0;
+  // Polled every monitor interval: a signal the job orders for every worker now, 0 for none. SIGUSR1
+  // is delivered and the group goes on (checkpoint now); SIGTERM stops the group (grace, then SIGKILL).
+  std::function<int()> order;
+  // Called once with the first failing worker, before the others are stopped, so the job hears of it
+  // while this node is still stopping.
+  std::function<void(const WorkerExit&)> on_first_failure;
 };
 
 struct WorkerExit {
@@ -46,7 +55,8 @@ struct GroupResult {
   std::vector<WorkerExit> workers;
   std::optional<size_t> first_failure;  // index into workers of the root cause
   int stop_signal = 0;                  // a signal this agent received and forwarded, if any
-  bool ok() const { return !first_failure && stop_signal == 0; }
+  bool stopped_by_order = false;        // spec.order said stop
+  bool ok() const { return !first_failure && stop_signal == 0 && !stopped_by_order; }
 };
 
 class WorkerGroup {
@@ -58,6 +68,11 @@ class WorkerGroup {
 
   // Forwards SIGINT / SIGTERM / SIGUSR1 received by this process to the workers.
   GroupResult wait();
+
+  // The agent catches SIGINT / SIGTERM / SIGUSR1 for its whole life (wait() forwards them; between
+  // attempts the agent asks with take_pending_signal()).
+  static void catch_stop_signals();
+  static int take_pending_signal();
 
  private:
   struct Worker;

@@ -18,7 +18,7 @@ apt_pkgs=(
   "libgrpc++-dev=1.51.*" "protobuf-compiler-grpc=1.51.*" "libprotobuf-dev=3.21.12-*" "protobuf-compiler=3.21.12-*"
   "libyaml-cpp-dev=0.7.0*" "prometheus-cpp-dev=1.0.1-*" "nlohmann-json3-dev=3.11.2-*" "libcli11-dev=2.1.2*"
   "libspdlog-dev=1:1.10.0*" "libfmt-dev=9.1.0*" "libgtest-dev=1.12.1-*" "libgmock-dev=1.12.1-*"
-  "libpcre2-dev=10.42-*" "libsentencepiece-dev=0.1.97-*" "libgloo-dev=0.0~git20220518*"
+  "libpcre2-dev=10.42-*" "zlib1g-dev=1:1.2.13*" "libsentencepiece-dev=0.1.97-*" "libgloo-dev=0.0~git20220518*" "openssl=3.0.*"
 )
 missing=()
 for spec in "${apt_pkgs[@]}"; do

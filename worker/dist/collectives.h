@@ -1,6 +1,6 @@
 // The collectives the training engine uses (DDP gradient all-reduce, ZeRO's all-gather and
 // reduce-scatter, broadcast of initial weights, barriers), independent of the backend that moves the
-// bytes: Gloo on CPU today (gloo_collectives.h), NCCL on GPUs later.
+// bytes: Gloo on CPU (gloo_collectives.h), NCCL on GPUs (nccl_collectives.h).
 //
 //   std::unique_ptr<Collectives> c = make_gloo_collectives(env, GlooCollectivesOptions::from_job(job));
 //   c->all_reduce(grads);                                  // in place, sum, job's ddp_timeout
@@ -9,7 +9,8 @@
 //   c->reduce_scatter(my_shard, full_flat, ReduceOp::sum, std::chrono::seconds(10));  // own timeout
 //   c->barrier();
 //
-// Every call blocks until the collective is done and has a timeout (the default one, from the job's
+// Every call blocks until the collective is done (NCCL: is ordered on the caller's current CUDA stream,
+// so any later work on that stream sees the result, without the host waiting) and has a timeout (the default one, from the job's
 // `ddp_timeout`, or the one passed). A collective that does not finish in time — a peer died, hung,
 // or issued a different collective — throws pdsd::Error naming this rank, the operation and its size:
 //   rank 1: all_reduce of 121408 float32 elements (485632 bytes) did not complete within 30 s (...)
@@ -78,6 +79,9 @@ class Collectives {
                       Timeout timeout = {});
   // Returns once every rank has entered the barrier.
   void barrier(Timeout timeout = {});
+  // True when the backend reduces GPU tensors where they are (NCCL); false when it moves host memory
+  // only (Gloo), so callers stage GPU tensors through host copies.
+  virtual bool reduces_on_gpu() const { return false; }
 
  protected:
   // Backends implement these: issue the collective and return when it is done. They must return or

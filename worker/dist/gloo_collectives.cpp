@@ -1,9 +1,8 @@
-// Gloo behind the Collectives interface: a c10d TCPStore for rendezvous, libtorch's ProcessGroupGloo
+// Gloo behind the Collectives interface: the c10d TCPStore rendezvous (rendezvous_store.h), libtorch's ProcessGroupGloo
 // (created in gloo_process_group.cpp, the one file that sees gloo's headers) for the data, and a
 // timeout on every wait.
 #include "worker/dist/gloo_collectives.h"
 
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/csrc/distributed/c10d/Types.hpp>
 #include <torch/csrc/distributed/c10d/Work.hpp>
 
@@ -14,6 +13,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "worker/dist/gloo_process_group.h"
+#include "worker/dist/rendezvous_store.h"
 
 namespace pdsd::dist {
 
@@ -39,28 +39,9 @@ class GlooCollectives final : public Collectives {
   GlooCollectives(const WorkerEnv& env, const GlooCollectivesOptions& options)
       : Collectives(env.rank, env.world_size, options.timeout) {
     milliseconds store_timeout = options.store_timeout.value_or(options.timeout);
-    PDSD_CHECK(store_timeout.count() > 0, "store timeout must be positive");
-    if (env.master_port < 1 || env.master_port > 65535) {
-      throw InputError(str("MASTER_PORT=", env.master_port, " is not a TCP port (1..65535)"));
-    }
     std::string where = str(env.master_addr, ":", env.master_port);
     auto start = std::chrono::steady_clock::now();
-
-    c10d::TCPStoreOptions store_options;
-    store_options.port = static_cast<std::uint16_t>(env.master_port);
-    store_options.isServer = env.rank == 0;
-    store_options.numWorkers = env.world_size;
-    store_options.waitWorkers = true;  // rank 0 returns only when all ranks reached the store
-    store_options.timeout = store_timeout;
-    if (env.rank == 0) store_options.masterListenFd = options.master_listen_fd;
-    try {
-      store_ = c10::make_intrusive<c10d::TCPStore>(env.master_addr, store_options);
-    } catch (const std::exception& e) {
-      throw Error(str("rank ", env.rank, ": ",
-                      env.rank == 0 ? "hosting the rendezvous store at " : "reaching the rendezvous store at ", where,
-                      " (MASTER_ADDR:MASTER_PORT) for ", env.world_size, " ranks failed within ",
-                      format_duration(store_timeout), ": ", exception_cause(e)));
-    }
+    store_ = connect_rendezvous_store(env, store_timeout, options.master_listen_fd);
 
     GlooDeviceChoice device;
     device.interfaces = options.interfaces;

@@ -3,7 +3,9 @@
 #include <ATen/core/grad_mode.h>
 
 #include <filesystem>
+#include <cstdio>
 #include <fstream>
+#include <regex>
 #include <set>
 #include <nlohmann/json.hpp>
 
@@ -23,9 +25,10 @@ at::ScalarType dtype_from_name(const std::string& name) {
 }
 }  // namespace
 
-void export_hf_model(const CausalLM& model, const std::string& source_model_dir, const std::string& out_dir,
-                     const std::string& dtype) {
+std::vector<std::string> export_hf_model(const CausalLM& model, const std::string& source_model_dir,
+                                         const std::string& out_dir, const std::string& dtype, int64_t max_shard_bytes) {
   at::NoGradGuard no_grad;
+  PDSD_CHECK(max_shard_bytes > 0, "export: the maximum shard size must be positive, got ", max_shard_bytes);
   fs::create_directories(out_dir);
   const ModelConfig& config = model.config();
   const std::string saved_dtype = dtype.empty() ? (config.dtype.empty() ? "float32" : config.dtype) : dtype;
@@ -33,9 +36,40 @@ void export_hf_model(const CausalLM& model, const std::string& source_model_dir,
   std::map<std::string, at::Tensor> params;
   for (const auto& [name, t] : model.parameters()) params[name] = t.detach().to(at::kFloat);
   merge_lora(params, model.lora());
-  std::vector<std::pair<std::string, at::Tensor>> tensors;
-  for (const auto& spec : config.expected_weights()) tensors.emplace_back(spec.name, params.at(spec.name).to(type));
-  write_safetensors((fs::path(out_dir) / "model.safetensors").string(), tensors);
+  // Shards as huggingface_hub's split_torch_state_dict_into_shards cuts them: in order, a new shard
+  // when the next tensor would pass the limit, a tensor larger than the limit alone in its own.
+  std::vector<std::vector<std::pair<std::string, at::Tensor>>> shards(1);
+  int64_t shard_bytes = 0, total_bytes = 0;
+  for (const auto& spec : config.expected_weights()) {
+    at::Tensor t = params.at(spec.name).to(type);
+    const int64_t bytes = static_cast<int64_t>(t.nbytes());
+    if (!shards.back().empty() && (shard_bytes + bytes > max_shard_bytes || bytes > max_shard_bytes)) {
+      shards.emplace_back(), shard_bytes = 0;
+    }
+    shards.back().emplace_back(spec.name, t);
+    shard_bytes += bytes, total_bytes += bytes;
+    if (bytes > max_shard_bytes) shards.emplace_back(), shard_bytes = 0;
+  }
+  if (shards.back().empty()) shards.pop_back();
+  // Weight files of an earlier export here would confuse loaders (an index beside a single file).
+  static const std::regex weight_file("model(-\\d{5}-of-\\d{5})?\\.safetensors|model\\.safetensors\\.index\\.json");
+  for (const auto& entry : fs::directory_iterator(out_dir)) {
+    if (entry.is_regular_file() && std::regex_match(entry.path().filename().string(), weight_file)) fs::remove(entry.path());
+  }
+  std::vector<std::string> files;
+  nlohmann::ordered_json weight_map = nlohmann::ordered_json::object();
+  for (size_t i = 0; i < shards.size(); ++i) {
+    char name[64];
+    std::snprintf(name, sizeof name, "model-%05zu-of-%05zu.safetensors", i + 1, shards.size());
+    const std::string file = shards.size() == 1 ? "model.safetensors" : name;
+    write_safetensors((fs::path(out_dir) / file).string(), shards[i]);
+    for (const auto& [tensor, t] : shards[i]) weight_map[tensor] = file;
+    files.push_back(file);
+  }
+  if (shards.size() > 1) {
+    nlohmann::ordered_json index = {{"metadata", {{"total_size", total_bytes}}}, {"weight_map", weight_map}};
+    std::ofstream(fs::path(out_dir) / "model.safetensors.index.json") << index.dump(2) << "\n";
+  }
 
   nlohmann::json cfg;
   {
@@ -49,6 +83,7 @@ void export_hf_model(const CausalLM& model, const std::string& source_model_dir,
     fs::path src = fs::path(source_model_dir) / name;
     if (fs::exists(src)) fs::copy_file(src, fs::path(out_dir) / name, fs::copy_options::overwrite_existing);
   }
+  return files;
 }
 
 void export_peft_adapter(const CausalLM& model, const LoraSettings& settings, const std::string& base_model_path,

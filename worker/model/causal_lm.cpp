@@ -88,14 +88,15 @@ at::Tensor CausalLM::hidden_states(const TokenBatch& batch) const {
     at::Tensor causal = at::ones({seq, seq}, at::TensorOptions().dtype(at::kBool).device(x.device())).tril();
     mask = same.logical_and(causal).unsqueeze(1);  // [B, 1, T, T]; true = may attend
   }
-  if (checkpointing_ && training_ && at::GradMode::is_enabled() && !x.requires_grad()) {
+  if ((checkpointing_ || layer_runner_) && training_ && at::GradMode::is_enabled() && !x.requires_grad()) {
     // With a frozen embedding (LoRA) nothing entering the first checkpointed layer needs a gradient,
     // so autograd would not call its backward and the adapters inside would get none.
     x = x.detach().requires_grad_(true);
   }
   for (int64_t layer = 0; layer < config_.num_hidden_layers; ++layer) {
     const bool checkpoint = checkpointing_ && training_ && at::GradMode::is_enabled();
-    x = checkpoint ? checkpointed_layer_forward(*this, layer, x, tables.cos, tables.sin, mask)
+    x = layer_runner_ ? layer_runner_(layer, x, tables.cos, tables.sin, mask)
+        : checkpoint  ? checkpointed_layer_forward(*this, layer, x, tables.cos, tables.sin, mask)
                    : layer_forward(layer, x, tables.cos, tables.sin, mask);
   }
   return rms_norm(x, "model.norm.weight");

@@ -14,6 +14,7 @@
 
 #include <ATen/ATen.h>
 
+#include <functional>
 #include <map>
 #include <string>
 
@@ -51,6 +52,12 @@ class CausalLM {
   // Recompute each layer in backward instead of keeping its activations (while training).
   void set_gradient_checkpointing(bool on) { checkpointing_ = on; }
 
+  // Runs decoder layers instead of layer_forward / activation checkpointing when set: ZeRO-3
+  // (worker/train/zero3_parameters.h) gathers each layer's weights around it.
+  using LayerRunner = std::function<at::Tensor(int64_t layer, const at::Tensor& x, const at::Tensor& cos,
+                                               const at::Tensor& sin, const at::Tensor& attention_mask)>;
+  void set_layer_runner(LayerRunner runner) { layer_runner_ = std::move(runner); }
+
   // Runs one decoder layer; public so that activation checkpointing and ZeRO-3 can wrap it.
   at::Tensor layer_forward(int64_t layer, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                            const at::Tensor& attention_mask) const;
@@ -67,6 +74,7 @@ class CausalLM {
   LoraAdapters lora_;
   bool training_ = false;
   bool checkpointing_ = false;
+  LayerRunner layer_runner_;
 };
 
 }  // namespace pdsd

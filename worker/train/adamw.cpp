@@ -17,24 +17,32 @@ AdamW::AdamW(std::vector<at::Tensor> params, std::vector<bool> decay, AdamWOptio
   }
 }
 
-void AdamW::step(double lr) {
+void adamw_update(const std::vector<AdamWSlot>& slots, double lr, const AdamWOptions& options) {
   at::NoGradGuard no_grad;
   for (bool with_decay : {true, false}) {
     std::vector<at::Tensor> params, grads, m, v, steps;
-    for (size_t i = 0; i < params_.size(); ++i) {
-      if (decay_[i] != with_decay || !params_[i].grad().defined()) continue;
-      params.push_back(params_[i]);
-      grads.push_back(params_[i].grad());
-      m.push_back(exp_avg_[i]);
-      v.push_back(exp_avg_sq_[i]);
-      steps.push_back(step_[i]);
+    for (const auto& s : slots) {
+      if (s.decay != with_decay || !s.grad.defined()) continue;
+      params.push_back(s.param);
+      grads.push_back(s.grad);
+      m.push_back(s.exp_avg);
+      v.push_back(s.exp_avg_sq);
+      steps.push_back(s.step);
     }
     if (params.empty()) continue;
     // As torch.optim.AdamW does: the counters advance first, the kernel reads them for bias correction.
     at::_foreach_add_(steps, 1.0);
-    at::_fused_adamw_(params, grads, m, v, /*max_exp_avg_sqs=*/{}, steps, lr, options_.beta1, options_.beta2,
-                      with_decay ? options_.weight_decay : 0.0, options_.eps, /*amsgrad=*/false, /*maximize=*/false);
+    at::_fused_adamw_(params, grads, m, v, /*max_exp_avg_sqs=*/{}, steps, lr, options.beta1, options.beta2,
+                      with_decay ? options.weight_decay : 0.0, options.eps, /*amsgrad=*/false, /*maximize=*/false);
   }
+}
+
+void AdamW::step(double lr) {
+  std::vector<AdamWSlot> slots;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    slots.push_back({params_[i], params_[i].grad(), exp_avg_[i], exp_avg_sq_[i], step_[i], decay_[i]});
+  }
+  adamw_update(slots, lr, options_);
   ++steps_;
 }
 

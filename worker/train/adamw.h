@@ -25,6 +25,17 @@ struct AdamWOptions {
   double weight_decay = 0.0;
 };
 
+// One tensor's view of an AdamW update: the fp32 weights (or a shard's piece of them), its gradient
+// and state. ZeRO's sharded steps build these over their shards.
+struct AdamWSlot {
+  at::Tensor param, grad, exp_avg, exp_avg_sq, step;
+  bool decay = true;
+};
+
+// torch.optim.AdamW(fused=True)'s update over all slots, decay and no-decay groups apart (the fused
+// kernel takes one weight decay per call).
+void adamw_update(const std::vector<AdamWSlot>& slots, double lr, const AdamWOptions& options);
+
 class AdamW {
  public:
   AdamW(std::vector<at::Tensor> params, std::vector<bool> decay, AdamWOptions options);

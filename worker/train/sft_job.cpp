@@ -3,6 +3,7 @@
 #include <ATen/detail/CUDAHooksInterface.h>
 
 #include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -21,8 +22,10 @@
 #include "worker/train/batch_plan.h"
 #include "worker/train/causal_lm_loss.h"
 #include "worker/train/checkpoint.h"
+#include "worker/train/save_signals.h"
 #include "worker/train/sharded_adamw.h"
 #include "worker/train/trainer.h"
+#include "worker/train/zero3_parameters.h"
 
 namespace fs = std::filesystem;
 
@@ -72,9 +75,60 @@ bool base_weight_trains(const JobConfig& c, const ModelConfig& m, const std::str
   return n > 0 ? layer >= m.num_hidden_layers - n : layer < -n;
 }
 
+// What checkpoints record besides tensors (checkpoint.h): the settings that change the math get a
+// hash, and a resume warns when they differ. The global batch, not its split over ranks, is what
+// counts: resuming at another world size keeps the math when it keeps the global batch.
+CheckpointContext checkpoint_context(const JobConfig& c, const WorkerEnv& env, dist::Collectives* collectives,
+                                     at::Device device, const LoraSettings& lora, const LrSchedule& schedule,
+                                     int64_t steps_per_epoch) {
+  CheckpointContext ctx{.output_dir = c.output_dir, .rank = env.rank, .world_size = env.world_size,
+                        .finetuning_type = c.finetuning_type, .save_total_limit = c.save_total_limit, .device = device};
+  if (collectives != nullptr && env.world_size > 1) {
+    ctx.all_max = [collectives](int64_t v) {
+      at::Tensor t = at::tensor({v}, at::kLong);
+      collectives->all_reduce(t, dist::ReduceOp::max);
+      return t.item<int64_t>();
+    };
+  }
+  ctx.base_model = fs::absolute(c.model_name_or_path).string();
+  if (c.finetuning_type == "lora") {
+    ctx.lora = {{"r", lora.rank}, {"lora_alpha", lora.alpha}, {"lora_dropout", lora.dropout}, {"target", lora.targets}};
+  }
+  ctx.scheduler = {{"type", schedule.type}, {"peak_lr", schedule.peak}, {"warmup_steps", schedule.warmup_steps},
+                   {"total_steps", schedule.total_steps}};
+  ctx.settings = {{"model_name_or_path", ctx.base_model}, {"dataset", c.dataset}, {"dataset_dir", c.dataset_dir},
+                  {"template", c.template_name}, {"cutoff_len", c.cutoff_len}, {"max_samples", c.max_samples},
+                  {"val_size", c.val_size}, {"packing", c.packing}, {"train_on_prompt", c.train_on_prompt},
+                  {"finetuning_type", c.finetuning_type}, {"lora", ctx.lora}, {"freeze_trainable_layers", c.freeze_trainable_layers},
+                  {"seed", c.seed}, {"global_batch_size", c.per_device_train_batch_size * c.gradient_accumulation_steps * env.world_size},
+                  {"learning_rate", c.learning_rate}, {"lr_scheduler_type", c.lr_scheduler_type},
+                  {"warmup_steps", schedule.warmup_steps}, {"total_steps", schedule.total_steps},
+                  {"weight_decay", c.weight_decay}, {"adam_beta1", c.adam_beta1}, {"adam_beta2", c.adam_beta2},
+                  {"adam_epsilon", c.adam_epsilon}, {"max_grad_norm", c.max_grad_norm}, {"bf16", c.bf16}, {"fp16", c.fp16}};
+  ctx.steps_per_epoch = steps_per_epoch;
+  return ctx;
+}
+
+// A resumed run appends to trainer_log.jsonl: first drop what the interrupted run logged after its checkpoint.
+void keep_log_through(const std::string& path, int64_t step) {
+  std::ifstream in(path);
+  if (!in) return;
+  std::string kept;
+  for (std::string line; std::getline(in, line);) {
+    try {
+      if (nlohmann::json::parse(line).value("step", int64_t{0}) <= step) kept += line + "\n";
+    } catch (const nlohmann::json::exception&) {
+      // a line cut short by the crash
+    }
+  }
+  in.close();
+  std::ofstream(path, std::ios::trunc) << kept;
+}
+
 }  // namespace
 
-SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Collectives* collectives) {
+SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Collectives* collectives,
+                         const ProgressCallback& on_progress) {
   const auto t0 = std::chrono::steady_clock::now();
   const bool lead = env.rank == 0;
   PDSD_CHECK(env.world_size == 1 || collectives != nullptr, "world size ", env.world_size,
@@ -82,10 +136,6 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
   at::manual_seed(config.seed);
   if (lead && config.metrics_port != 0) {
     log::warn("metrics_port ", config.metrics_port, ": the Prometheus endpoint is not built yet; no metrics are served");
-  }
-  if (config.zero_stage == 3 && lead) {
-    log::warn("zero_stage 3: parameters are not sharded at rest yet; optimizer state and gradients are sharded ",
-              "as in ZeRO-2");
   }
 
   // One GPU per local rank when this build and machine have them (ranks share GPUs round-robin when
@@ -101,8 +151,17 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
   std::map<std::string, at::Tensor> params;
   std::vector<TrainableParameter> trainable;
   SftJobResult result;
+  // ZeRO-3 (zero3_parameters.h) never makes a weight whole on the device: the model starts on the
+  // memory-mapped views and each rank copies out its shards.
+  const bool zero3 = config.zero_stage == 3;
   for (const auto& [name, view] : weights.tensors) {
     const bool trains = base_weight_trains(config, model_config, name);
+    if (zero3) {
+      result.trainable_parameters += trains ? view.numel() : 0;
+      result.total_parameters += view.numel();
+      params.emplace(name, view);
+      continue;
+    }
     // Trainable weights get fp32 master copies; frozen ones are kept in the compute dtype.
     at::Tensor t = view.to(device, trains ? at::kFloat : compute, /*non_blocking=*/false, /*copy=*/true);
     if (trains) {
@@ -113,6 +172,8 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
     result.total_parameters += t.numel();
     params.emplace(name, t);
   }
+  int64_t parameter_bytes = 0;  // whole weights on every rank (without ZeRO-3)
+  for (const auto& [name, t] : params) parameter_bytes += zero3 ? 0 : t.nbytes();
   CausalLM model(model_config, params, compute);
   model.set_gradient_checkpointing(config.gradient_checkpointing);
   LoraSettings lora_settings;
@@ -199,26 +260,29 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
   // the newest checkpoint unless the job names one.
   const std::string resume_from =
       env.restart_count > 0 && config.resume_from_checkpoint.empty() ? "auto" : config.resume_from_checkpoint;
-  const bool resuming = !resolve_checkpoint(config.output_dir, resume_from).empty();
-  if (lead && !resuming && fs::exists(options.log_path)) fs::remove(options.log_path);  // a resumed run appends
+  CheckpointContext checkpoints = checkpoint_context(config, env, collectives, device, lora_settings, options.schedule,
+                                                     plan.steps_per_epoch());
+  const std::string resume_dir = choose_checkpoint(checkpoints, resume_from);
+  if (lead && resume_dir.empty() && fs::exists(options.log_path)) fs::remove(options.log_path);  // a resumed run appends
   if (collectives != nullptr && env.world_size > 1) {
     options.all_reduce_sum = [collectives](at::Tensor& t) {
-      if (t.is_cpu()) return collectives->all_reduce(t);
-      at::Tensor host = t.cpu();  // the CPU backend moves host memory; NCCL will reduce on the GPU
+      if (t.is_cpu() || collectives->reduces_on_gpu()) return collectives->all_reduce(t);
+      at::Tensor host = t.cpu();  // Gloo moves host memory; NCCL reduces on the GPU
       collectives->all_reduce(host);
       t.copy_(host);
     };
   }
-  std::unique_ptr<ShardedAdamW> sharded;
-  if (collectives != nullptr && env.world_size > 1 && config.zero_stage > 0) {
-    // The CPU backend moves host memory: GPU tensors go through host copies (NCCL will not need them).
-    auto host_call = [](const at::Tensor& out, const at::Tensor& in, auto&& op) {
-      if (out.is_cpu() && in.is_cpu()) return op(out, in);
+  // The collectives ZeRO uses; for one process they are copies.
+  ShardComm comm{.rank = env.rank, .world_size = env.world_size};
+  if (collectives != nullptr && env.world_size > 1) {
+    // Gloo moves host memory: GPU tensors go through host copies (NCCL reduces them in place).
+    const bool on_gpu = collectives->reduces_on_gpu();
+    auto host_call = [on_gpu](const at::Tensor& out, const at::Tensor& in, auto&& op) {
+      if (on_gpu || (out.is_cpu() && in.is_cpu())) return op(out, in);
       at::Tensor out_host = out.cpu(), in_host = in.cpu();
       op(out_host, in_host);
       out.copy_(out_host);
     };
-    ShardComm comm{.rank = env.rank, .world_size = env.world_size};
     comm.reduce_scatter_sum = [=](const at::Tensor& out, const at::Tensor& in) {
       host_call(out, in, [&](const at::Tensor& o, const at::Tensor& i) { collectives->reduce_scatter(o, i); });
     };
@@ -229,6 +293,32 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
       at::Tensor copy = t;
       options.all_reduce_sum(copy);
     };
+  } else {
+    comm.reduce_scatter_sum = [](const at::Tensor& out, const at::Tensor& in) { out.copy_(in); };
+    comm.all_gather = [](const at::Tensor& out, const at::Tensor& in) { out.copy_(in); };
+    comm.all_reduce_sum = [](const at::Tensor&) {};
+  }
+  std::unique_ptr<Zero3Parameters> zero3_params;
+  if (zero3) {
+    zero3_params = std::make_unique<Zero3Parameters>(
+        model, weights.tensors, [&](const std::string& n) { return base_weight_trains(config, model_config, n); }, decays,
+        comm, Zero3Options{.compute_dtype = compute, .device = device, .adam = options.adam});
+    model.set_layer_runner(zero3_params->layer_runner());
+    options.before_forward = [&zero3_params] { zero3_params->gather_outer(); };
+    options.after_forward = [&zero3_params] { zero3_params->release_outer(); };
+    if (zero3_params->trains_anything()) {
+      options.sharded_step = [&zero3_params](double lr, double max_norm) { return zero3_params->step(lr, max_norm); };
+      options.sharded_state_bytes = [&zero3_params] { return zero3_params->state_bytes(); };
+      options.sharded_state_tensors = [&zero3_params] { return zero3_params->state_tensors(); };
+    }
+    if (lead) {
+      log::info("zero_stage 3: ", zero3_params->parameter_bytes(), " bytes of weights at rest on this rank (1/",
+                env.world_size, " of each layer); each layer is gathered for its forward and backward");
+    }
+  }
+  std::unique_ptr<ShardedAdamW> sharded;
+  if (collectives != nullptr && env.world_size > 1 && config.zero_stage > 0 && !trainable.empty()) {
+    // ZeRO-1/2, and ZeRO-3's LoRA adapters (small, kept whole): optimizer state sharded.
     sharded = std::make_unique<ShardedAdamW>(trainable, options.adam, comm);
     options.sharded_step = [&sharded](double lr, double max_norm) { return sharded->step(lr, max_norm); };
     options.sharded_state_bytes = [&sharded] { return sharded->state_bytes(); };
@@ -243,24 +333,45 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
     }
     return batches;
   };
-  CheckpointContext checkpoints{.output_dir = config.output_dir, .rank = env.rank, .world_size = env.world_size,
-                                .zero_stage = env.world_size > 1 ? config.zero_stage : 0,
-                                .finetuning_type = config.finetuning_type, .save_total_limit = config.save_total_limit,
-                                .barrier = [collectives] { if (collectives != nullptr) collectives->barrier(); },
-                                .device = device};
+  // How the optimizer state is laid out: per rank under ZeRO. ZeRO-3's trainable weights are never
+  // whole: checkpoints see them as meta tensors and save each rank's master shards instead.
+  const bool zero3_trains = zero3_params && zero3_params->trains_anything();
+  checkpoints.zero_stage = sharded || zero3_trains ? config.zero_stage : 0;
+  const std::vector<TrainableParameter> checkpointed = zero3_trains ? zero3_params->checkpoint_layout() : trainable;
+  // Saves: every save_steps, every save_minutes, and when a signal asks (save_signals.h). The ranks
+  // agree on what to do at each step with one all-reduce (max) of their requests.
+  SaveTriggers triggers(config.save_minutes);
+  SaveRequest agreed = SaveRequest::none;
   Trainer* trainer_ptr = nullptr;
+  options.on_progress = on_progress;
   options.on_step_end = [&](int64_t step) {
-    if (step % config.save_steps == 0) save_checkpoint(checkpoints, step, trainable, trainer_ptr->optimizer_state());
+    agreed = static_cast<SaveRequest>(checkpoints.all_max(static_cast<int64_t>(triggers.poll())));
+    if (step % config.save_steps != 0 && agreed == SaveRequest::none) return;
+    SaveOutcome saved = save_checkpoint(checkpoints, step, checkpointed, trainer_ptr->optimizer_state());
+    if (saved.saved) triggers.saved(), result.last_checkpoint = saved.dir;
+    else ++result.failed_saves;
   };
+  options.should_stop = [&] { return agreed == SaveRequest::save_and_stop; };
   Trainer trainer(model, trainable, options);
   trainer_ptr = &trainer;
-  if (std::string dir = resolve_checkpoint(config.output_dir, resume_from); !dir.empty()) {
-    const int64_t step = load_checkpoint(checkpoints, dir, trainable, trainer.optimizer_state());
+  if (const std::string& dir = resume_dir; !dir.empty()) {
+    const int64_t step = load_checkpoint(checkpoints, dir, checkpointed, trainer.optimizer_state());
+    if (lead) keep_log_through(options.log_path, step);
+    if (zero3_params) zero3_params->masters_changed();
     trainer.set_steps_done(step);
     if (lead) log::info("resumed from ", dir, " at step ", step, " of ", total_steps);
   }
   auto records = trainer.train(total_steps, [&](int64_t step) { return on_device(plan.micro_batches(step)); });
   result.steps = total_steps;
+  if (agreed == SaveRequest::save_and_stop && trainer.steps_done() < total_steps) {
+    const int sig = stop_signal();
+    result.steps = trainer.steps_done();
+    result.stopped = str("stopped at step ", trainer.steps_done(), " of ", total_steps, " on ",
+                         sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "a peer's stop signal",
+                         result.last_checkpoint.empty() ? " (the checkpoint was NOT saved)" : " after saving " + result.last_checkpoint,
+                         "; resume with resume_from_checkpoint=auto");
+    return result;
+  }
   if (records.empty()) {
     throw InputError(str("resume_from_checkpoint: the checkpoint is at step ", trainer.steps_done(), " of ", total_steps,
                          ": nothing is left to train (raise max_steps or num_train_epochs)"));
@@ -280,13 +391,21 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
   }
   result.runtime_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
-  // Outputs (rank 0; every rank holds the same weights after each synchronised step).
+  // Outputs (rank 0; every rank holds the same weights after each synchronised step). Under ZeRO-3
+  // every rank takes part in gathering them whole, on the CPU, first.
+  if (zero3_params) {
+    std::map<std::string, at::Tensor> whole = zero3_params->gather_full_on_cpu();
+    if (lead) {
+      for (auto& [name, tensor] : whole) model.parameters()[name] = tensor;
+    }
+  }
   if (lead) {
     if (config.finetuning_type == "lora") {
       export_peft_adapter(model, lora_settings, fs::absolute(config.model_name_or_path).string(), config.output_dir);
       result.artifact = "PEFT adapter (adapter_model.safetensors, adapter_config.json)";
     } else {
-      export_hf_model(model, config.model_name_or_path, config.output_dir);
+      export_hf_model(model, config.model_name_or_path, config.output_dir, "",
+                      static_cast<int64_t>(config.export_size * 1e9));
       result.artifact = "Hugging Face model dir (model.safetensors, config.json, tokenizer)";
     }
     nlohmann::json all = {{"epoch", static_cast<double>(total_steps) / static_cast<double>(plan.steps_per_epoch())},
@@ -301,7 +420,9 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
                           {"trainable_parameters", result.trainable_parameters},
                           {"world_size", env.world_size},
                           {"zero_stage", config.zero_stage},
-                          {"optimizer_state_bytes_per_rank", trainer.optimizer_state_bytes()}};
+                          {"optimizer_state_bytes_per_rank", trainer.optimizer_state_bytes()},
+                          {"checkpoint_save_failures", result.failed_saves},
+                          {"parameter_bytes_per_rank", zero3_params ? zero3_params->parameter_bytes() : parameter_bytes}};
     if (result.eval_loss >= 0) all["eval_loss"] = result.eval_loss, all["eval_samples"] = result.eval_samples;
     std::ofstream(fs::path(config.output_dir) / "all_results.json") << all.dump(2) << "\n";
     std::ofstream(fs::path(config.output_dir) / "resolved_config.yaml") << config.to_yaml();

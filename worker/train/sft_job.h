@@ -5,6 +5,7 @@
 // worker/main.cpp calls it; tests call it too.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -31,9 +32,16 @@ struct SftJobResult {
   int64_t trainable_parameters = 0;
   int64_t total_parameters = 0;
   std::string artifact;  // what was written for the model
+  std::string stopped;   // not empty when a stop signal ended training early (what happened, for the log)
+  std::string last_checkpoint;
+  int64_t failed_saves = 0;
 };
 
+// Called on every rank after every optimizer step (worker/control/progress_reporter.h sends it on).
+using ProgressCallback = std::function<void(int64_t step, double loss, double tokens_per_s)>;
+
 // `collectives` may be null for a single process; with world_size > 1 it must be given.
-SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Collectives* collectives);
+SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Collectives* collectives,
+                         const ProgressCallback& on_progress = {});
 
 }  // namespace pdsd

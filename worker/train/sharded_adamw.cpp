@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "worker/train/flat_shard.h"
 
 namespace pdsd {
 
@@ -12,35 +13,30 @@ ShardedAdamW::ShardedAdamW(const std::vector<TrainableParameter>& params, AdamWO
     : params_(params), options_(options), comm_(std::move(comm)) {
   at::NoGradGuard no_grad;
   PDSD_CHECK(!params_.empty() && comm_.world_size >= 1, "ShardedAdamW needs parameters and a world");
+  std::vector<int64_t> numels;
   for (const auto& p : params_) {
     PDSD_CHECK(p.tensor.scalar_type() == at::kFloat, "ShardedAdamW keeps fp32 master weights; ", p.name, " is ",
                p.tensor.scalar_type());
-    total_ += p.tensor.numel();
+    numels.push_back(p.tensor.numel());
   }
-  shard_ = (total_ + comm_.world_size - 1) / comm_.world_size;
-  padded_ = shard_ * comm_.world_size;
-  const int64_t begin = comm_.rank * shard_, end = begin + shard_;
+  FlatShardLayout layout(numels, comm_.rank, comm_.world_size);
+  total_ = layout.total, shard_ = layout.shard, padded_ = layout.padded;
   auto opts = params_.front().tensor.options().requires_grad(false);
   master_ = at::zeros({shard_}, opts);
   exp_avg_ = at::zeros({shard_}, opts);
   exp_avg_sq_ = at::zeros({shard_}, opts);
   grad_shard_ = at::zeros({shard_}, opts);
-  int64_t offset = 0;
-  for (const auto& p : params_) {
-    const int64_t n = p.tensor.numel();
-    const int64_t lo = std::max(offset, begin), hi = std::min(offset + n, end);
-    if (lo < hi) {
-      Piece piece;
-      piece.master = master_.narrow(0, lo - begin, hi - lo);
-      piece.master.copy_(p.tensor.detach().reshape({-1}).narrow(0, lo - offset, hi - lo));
-      piece.exp_avg = exp_avg_.narrow(0, lo - begin, hi - lo);
-      piece.exp_avg_sq = exp_avg_sq_.narrow(0, lo - begin, hi - lo);
-      piece.step = at::zeros({}, opts);
-      piece.decay = p.decay;
-      pieces_.push_back(piece);
-      piece_grads_.push_back(grad_shard_.narrow(0, lo - begin, hi - lo));
-    }
-    offset += n;
+  for (const auto& lp : layout.pieces) {
+    const auto& p = params_[lp.tensor];
+    Piece piece;
+    piece.master = master_.narrow(0, lp.shard_offset, lp.length);
+    piece.master.copy_(p.tensor.detach().reshape({-1}).narrow(0, lp.tensor_offset, lp.length));
+    piece.exp_avg = exp_avg_.narrow(0, lp.shard_offset, lp.length);
+    piece.exp_avg_sq = exp_avg_sq_.narrow(0, lp.shard_offset, lp.length);
+    piece.step = at::zeros({}, opts);
+    piece.decay = p.decay;
+    pieces_.push_back(piece);
+    piece_grads_.push_back(grad_shard_.narrow(0, lp.shard_offset, lp.length));
   }
 }
 
@@ -64,22 +60,13 @@ double ShardedAdamW::step(double lr, double max_grad_norm) {
   const double norm = std::sqrt(sq.item<double>());
   if (max_grad_norm > 0) grad_shard_.mul_(std::min(1.0, max_grad_norm / (norm + 1e-6)));
 
-  // 3. AdamW on this rank's shard, decay and no-decay pieces apart (the fused kernel takes one rate).
-  for (bool with_decay : {true, false}) {
-    std::vector<at::Tensor> p, g, m, v, s;
-    for (size_t i = 0; i < pieces_.size(); ++i) {
-      if (pieces_[i].decay != with_decay) continue;
-      p.push_back(pieces_[i].master);
-      g.push_back(piece_grads_[i]);
-      m.push_back(pieces_[i].exp_avg);
-      v.push_back(pieces_[i].exp_avg_sq);
-      s.push_back(pieces_[i].step);
-    }
-    if (p.empty()) continue;
-    at::_foreach_add_(s, 1.0);
-    at::_fused_adamw_(p, g, m, v, {}, s, lr, options_.beta1, options_.beta2, with_decay ? options_.weight_decay : 0.0,
-                      options_.eps, false, false);
+  // 3. AdamW on this rank's shard.
+  std::vector<AdamWSlot> slots;
+  for (size_t i = 0; i < pieces_.size(); ++i) {
+    const Piece& p = pieces_[i];
+    slots.push_back({p.master, piece_grads_[i], p.exp_avg, p.exp_avg_sq, p.step, p.decay});
   }
+  adamw_update(slots, lr, options_);
 
   // 4. Every rank gets every updated shard back into its full parameters.
   at::Tensor gathered = at::empty({padded_}, master_.options());

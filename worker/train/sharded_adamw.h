@@ -5,8 +5,8 @@
 // all-gathered back into every rank's full parameters. The numbers equal replicated DDP + AdamW; the
 // optimizer state per rank falls as 1/N (tests/e2e/zero_matches_single_process.sh).
 //
-// Parameters are laid out flat in the order given, padded to a multiple of N; a shard may cut a
-// parameter in two, which is fine for AdamW (elementwise) once decay is applied per piece.
+// Parameters are laid out flat in the order given, padded to a multiple of N (flat_shard.h); a shard
+// may cut a parameter in two, which is fine for AdamW (elementwise) once decay is applied per piece.
 #pragma once
 
 #include <ATen/ATen.h>

@@ -50,7 +50,7 @@ Trainer::Trainer(CausalLM& model, std::vector<TrainableParameter> trainable, Tra
     : model_(model),
       trainable_(std::move(trainable)),
       options_(std::move(options)) {
-  PDSD_CHECK(!trainable_.empty(), "nothing to train: no trainable parameter");
+  PDSD_CHECK(!trainable_.empty() || options_.sharded_step, "nothing to train: no trainable parameter");
   if (!options_.sharded_step) optimizer_ = std::make_unique<AdamW>(tensors_of(trainable_), decay_of(trainable_), options_.adam);
 }
 
@@ -77,15 +77,17 @@ StepRecord Trainer::step(const std::vector<TrainBatch>& micro_batches) {
   PDSD_CHECK(step_tokens > 0, "optimizer step ", steps_done_ + 1, " has no token with a label (all -100)");
   model_.set_training(true);
   double loss_sum = 0;
+  if (options_.before_forward) options_.before_forward();
   for (const auto& b : micro_batches) {
     at::Tensor hidden = model_.hidden_states(b.tokens);
     LossSum loss = causal_lm_loss(hidden, model_.lm_head_weight(), b.labels, options_.loss_chunk_tokens);
     (loss.sum / static_cast<double>(step_tokens)).backward();
     loss_sum += loss.sum.item<double>();
   }
+  if (options_.after_forward) options_.after_forward();
   if (options_.sharded_step) {
     at::Tensor loss_total = at::tensor({loss_sum}, at::kDouble);
-    options_.all_reduce_sum(loss_total);
+    if (options_.all_reduce_sum) options_.all_reduce_sum(loss_total);
     loss_sum = loss_total.item<double>();
   } else if (options_.all_reduce_sum) {
     // One flat buffer for all gradients: one collective per step instead of one per tensor.
@@ -139,6 +141,7 @@ std::vector<StepRecord> Trainer::train(int64_t total_steps,
     StepRecord r = step(batches(steps_done_));
     records.push_back(r);
     if (options_.on_step_end) options_.on_step_end(r.step);
+    if (options_.on_progress) options_.on_progress(r.step, r.loss, r.tokens_per_s);
     if (r.step % options_.logging_steps == 0 || r.step == total_steps) {
       nlohmann::json line = {{"step", r.step}, {"loss", r.loss}, {"lr", r.lr}, {"grad_norm", r.grad_norm},
                              {"tokens", r.tokens}, {"tokens_per_s", r.tokens_per_s}, {"elapsed", r.elapsed_s}};
@@ -146,6 +149,7 @@ std::vector<StepRecord> Trainer::train(int64_t total_steps,
       if (options_.log_to_console) log::info("step ", r.step, "/", total_steps, " | loss ", r.loss, " | lr ", r.lr, " | grad norm ", r.grad_norm,
                 " | ", static_cast<int64_t>(r.tokens_per_s), " tokens/s");
     }
+    if (options_.should_stop && options_.should_stop()) break;
   }
   return records;
 }
@@ -155,11 +159,13 @@ double Trainer::evaluate(const std::vector<TrainBatch>& batches) {
   model_.set_training(false);
   double sum = 0;
   int64_t tokens = 0;
+  if (options_.before_forward) options_.before_forward();
   for (const auto& b : batches) {
     LossSum loss = causal_lm_loss(model_.hidden_states(b.tokens), model_.lm_head_weight(), b.labels, options_.loss_chunk_tokens);
     sum += loss.sum.item<double>();
     tokens += loss.tokens;
   }
+  if (options_.after_forward) options_.after_forward();
   return tokens > 0 ? sum / static_cast<double>(tokens) : 0.0;
 }
 

@@ -50,8 +50,16 @@ struct TrainerOptions {
   std::function<double(double lr, double max_grad_norm)> sharded_step;
   std::function<int64_t()> sharded_state_bytes;
   std::function<std::vector<std::pair<std::string, at::Tensor>>()> sharded_state_tensors;
+  // ZeRO-3: called before a step's (or an evaluation's) first forward and after its last backward
+  // (or the evaluation), to gather and free the weights used across the whole pass.
+  std::function<void()> before_forward;
+  std::function<void()> after_forward;
   // Called after every optimizer step with its 1-based number (checkpoints hang here).
   std::function<void(int64_t step)> on_step_end;
+  // Called on every rank after every optimizer step with its record's figures (progress reports).
+  std::function<void(int64_t step, double loss, double tokens_per_s)> on_progress;
+  // Asked after on_step_end (and the step's log line): true ends train() early (a stop signal).
+  std::function<bool()> should_stop;
 };
 
 struct StepRecord {

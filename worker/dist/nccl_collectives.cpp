@@ -1,0 +1,312 @@
+#include "worker/dist/nccl_collectives.h"
+
+#include "common/error.h"
+
+#ifdef PDSD_HAVE_CUDA
+#include <ATen/ATen.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime_api.h>
+#include <nccl.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "common/log.h"
+#include "worker/cuda_check.h"
+#include "worker/dist/rendezvous_store.h"
+#endif
+
+namespace pdsd::dist {
+
+#ifndef PDSD_HAVE_CUDA
+
+bool nccl_built() { return false; }
+
+std::unique_ptr<Collectives> make_nccl_collectives(const WorkerEnv&, const NcclCollectivesOptions&) {
+  throw InputError("ddp_backend nccl: this build has no CUDA/NCCL (configure with -DPDSD_CUDA=ON); use gloo");
+}
+
+#else
+
+bool nccl_built() { return true; }
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+ncclDataType_t nccl_type(const at::Tensor& t) {
+  switch (t.scalar_type()) {
+    case at::kFloat: return ncclFloat32;
+    case at::kBFloat16: return ncclBfloat16;
+    case at::kHalf: return ncclFloat16;
+    case at::kDouble: return ncclFloat64;
+    case at::kLong: return ncclInt64;
+    case at::kInt: return ncclInt32;
+    case at::kByte: case at::kBool: return ncclUint8;
+    case at::kChar: return ncclInt8;
+    default: throw Error(str("nccl: no NCCL type for ", dtype_name(t)));
+  }
+}
+
+ncclRedOp_t nccl_op(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::sum: return ncclSum;
+    case ReduceOp::max: return ncclMax;
+    case ReduceOp::min: return ncclMin;
+  }
+  throw Error("unknown ReduceOp");
+}
+
+// Ends the process if `what` is not done by the deadline: a blocking NCCL call (communicator
+// initialisation) cannot be given a timeout otherwise.
+class DeadlineGuard {
+ public:
+  DeadlineGuard(std::string what, milliseconds timeout) : what_(std::move(what)) {
+    thread_ = std::thread([this, timeout] {
+      std::unique_lock lock(mutex_);
+      if (!done_cv_.wait_for(lock, timeout, [this] { return done_; })) {
+        log::error(what_, " did not complete within ", format_duration(timeout), "; stopping this worker");
+        std::_Exit(1);
+      }
+    });
+  }
+  ~DeadlineGuard() {
+    { std::lock_guard lock(mutex_); done_ = true; }
+    done_cv_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  std::string what_;
+  std::mutex mutex_;
+  std::condition_variable done_cv_;
+  bool done_ = false;
+  std::thread thread_;
+};
+
+class NcclCollectives final : public Collectives {
+ public:
+  NcclCollectives(const WorkerEnv& env, const NcclCollectivesOptions& options)
+      : Collectives(env.rank, env.world_size, options.timeout), device_(static_cast<c10::DeviceIndex>(options.device)) {
+    const milliseconds store_timeout = options.store_timeout.value_or(options.timeout);
+    c10::cuda::CUDAGuard guard(device_);
+    auto start = Clock::now();
+    store_ = options.store ? options.store : connect_rendezvous_store(env, store_timeout);
+    auto& store = store_;
+    const std::string key = str("pdsd/nccl_unique_id/attempt_", env.restart_count);
+    ncclUniqueId id;
+    if (env.rank == 0) {
+      PDSD_NCCL_CHECK(ncclGetUniqueId(&id));
+      const auto* bytes = reinterpret_cast<const uint8_t*>(&id);
+      store->set(key, std::vector<uint8_t>(bytes, bytes + sizeof id));
+    } else {
+      try {
+        store->wait({key}, store_timeout);
+      } catch (const std::exception& e) {
+        throw Error(str("rank ", env.rank, ": no NCCL unique id from rank 0 within ", format_duration(store_timeout), ": ",
+                        exception_cause(e)));
+      }
+      std::vector<uint8_t> bytes = store->get(key);
+      PDSD_CHECK(bytes.size() == sizeof id, "rank ", env.rank, ": the NCCL unique id in the store has ", bytes.size(),
+                 " bytes, not ", sizeof id, " (a peer from another NCCL build?)");
+      std::memcpy(&id, bytes.data(), sizeof id);
+    }
+    {
+      DeadlineGuard deadline(str("rank ", env.rank, ": creating the NCCL communicator of ", env.world_size, " ranks on cuda:",
+                                 options.device),
+                             store_timeout);
+      PDSD_NCCL_CHECK(ncclCommInitRank(&comm_, env.world_size, id, env.rank));
+    }
+    stream_ = c10::cuda::getStreamFromPool(/*isHighPriority=*/true, device_);
+    watchdog_ = std::thread([this] { watch(); });
+    auto ms = std::chrono::duration_cast<milliseconds>(Clock::now() - start).count();
+    int version = 0;
+    ncclGetVersion(&version);
+    log::info("nccl: rank ", env.rank, " of ", env.world_size, " on cuda:", options.device, " connected in ", ms,
+              " ms (NCCL ", version, ")");
+  }
+
+  ~NcclCollectives() override {
+    { std::lock_guard lock(mutex_); stopping_ = true; }
+    wake_.notify_all();
+    if (watchdog_.joinable()) watchdog_.join();
+    for (auto& p : pending_) {
+      if (p.done != nullptr) cudaEventDestroy(p.done);
+    }
+    for (cudaEvent_t e : free_events_) cudaEventDestroy(e);
+    if (comm_ != nullptr) ncclCommDestroy(comm_);
+  }
+
+  bool reduces_on_gpu() const override { return true; }
+
+ protected:
+  const char* backend_name() const override { return "nccl"; }
+
+  void run_all_reduce(const at::Tensor& tensor, ReduceOp op, const CollectiveCall& call) override {
+    staged({tensor}, [&](const std::vector<at::Tensor>& t, cudaStream_t s) {
+      PDSD_NCCL_CHECK(ncclAllReduce(t[0].data_ptr(), t[0].data_ptr(), static_cast<size_t>(t[0].numel()), nccl_type(t[0]),
+                                    nccl_op(op), comm_, s));
+    }, call);
+  }
+
+  void run_broadcast(const at::Tensor& tensor, int root, const CollectiveCall& call) override {
+    staged({tensor}, [&](const std::vector<at::Tensor>& t, cudaStream_t s) {
+      PDSD_NCCL_CHECK(ncclBroadcast(t[0].data_ptr(), t[0].data_ptr(), static_cast<size_t>(t[0].numel()), nccl_type(t[0]),
+                                    root, comm_, s));
+    }, call);
+  }
+
+  void run_all_gather(const at::Tensor& output_flat, const at::Tensor& input, const CollectiveCall& call) override {
+    staged({output_flat, input}, [&](const std::vector<at::Tensor>& t, cudaStream_t s) {
+      PDSD_NCCL_CHECK(ncclAllGather(t[1].data_ptr(), t[0].data_ptr(), static_cast<size_t>(t[1].numel()), nccl_type(t[1]),
+                                    comm_, s));
+    }, call);
+  }
+
+  void run_reduce_scatter(const at::Tensor& output_shard, const at::Tensor& input_flat, ReduceOp op,
+                          const CollectiveCall& call) override {
+    staged({output_shard, input_flat}, [&](const std::vector<at::Tensor>& t, cudaStream_t s) {
+      PDSD_NCCL_CHECK(ncclReduceScatter(t[1].data_ptr(), t[0].data_ptr(), static_cast<size_t>(t[0].numel()),
+                                        nccl_type(t[1]), nccl_op(op), comm_, s));
+    }, call);
+  }
+
+  void run_barrier(const CollectiveCall& call) override {
+    c10::cuda::CUDAGuard guard(device_);
+    at::Tensor one = at::ones({1}, at::TensorOptions().dtype(at::kInt).device(at::kCUDA, device_));
+    staged({one}, [&](const std::vector<at::Tensor>& t, cudaStream_t s) {
+      PDSD_NCCL_CHECK(ncclAllReduce(t[0].data_ptr(), t[0].data_ptr(), 1, ncclInt32, ncclSum, comm_, s));
+    }, call);
+    // A barrier is a host-side promise: wait (the watchdog bounds this wait).
+    PDSD_CUDA_CHECK(cudaStreamSynchronize(c10::cuda::getCurrentCUDAStream(device_).stream()));
+  }
+
+ private:
+  struct Pending {
+    cudaEvent_t done;  // null while the call is still being issued
+    CollectiveCall call;
+    Clock::time_point issued;
+  };
+
+  // Runs `issue` on the communicator's stream, ordered after the current stream's work and before
+  // its later work. CPU tensors go to the GPU and back (the host then waits for them).
+  template <class Issue>
+  void staged(const std::vector<at::Tensor>& tensors, Issue&& issue, const CollectiveCall& call) {
+    c10::cuda::CUDAGuard guard(device_);
+    std::vector<at::Tensor> on_gpu;
+    bool any_cpu = false;
+    for (const auto& t : tensors) {
+      PDSD_CHECK(t.is_cpu() || t.device().index() == device_, "nccl: rank ", rank(), " got a tensor on ", t.device().str(),
+                 ", not its device cuda:", static_cast<int>(device_));
+      any_cpu = any_cpu || t.is_cpu();
+      on_gpu.push_back(t.is_cpu() ? t.to(at::Device(at::kCUDA, device_)) : t);
+    }
+    cudaStream_t current = c10::cuda::getCurrentCUDAStream(device_).stream();
+    cudaEvent_t ready = take_event();
+    PDSD_CUDA_CHECK(cudaEventRecord(ready, current));
+    PDSD_CUDA_CHECK(cudaStreamWaitEvent(stream_->stream(), ready, 0));
+    // Watched from before the call: NCCL connects peers on a communicator's first collectives, and
+    // that blocks this thread until the peer shows up.
+    Pending* watched = nullptr;
+    {
+      std::lock_guard lock(mutex_);
+      pending_.push_back({nullptr, call, Clock::now()});
+      watched = &pending_.back();  // a deque keeps references on push_back; the watchdog pops done ones only
+    }
+    wake_.notify_all();
+    issue(on_gpu, stream_->stream());
+    cudaEvent_t done = take_event();
+    PDSD_CUDA_CHECK(cudaEventRecord(done, stream_->stream()));
+    PDSD_CUDA_CHECK(cudaStreamWaitEvent(current, done, 0));
+    give_event(ready);  // recorded work keeps its own reference; the handle can be reused once done is
+    {
+      std::lock_guard lock(mutex_);
+      watched->done = done;
+    }
+    if (any_cpu) {
+      for (size_t i = 0; i < tensors.size(); ++i) {
+        if (tensors[i].is_cpu()) tensors[i].copy_(on_gpu[i]);  // a blocking copy: the host waits here
+      }
+    }
+  }
+
+  cudaEvent_t take_event() {
+    std::lock_guard lock(mutex_);
+    if (!free_events_.empty()) {
+      cudaEvent_t e = free_events_.back();
+      free_events_.pop_back();
+      return e;
+    }
+    cudaEvent_t e;
+    PDSD_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    return e;
+  }
+  void give_event(cudaEvent_t e) {
+    std::lock_guard lock(mutex_);
+    free_events_.push_back(e);
+  }
+
+  // The watchdog: retires completed collectives; ends the process on a timeout or an NCCL error.
+  void watch() {
+    cudaSetDevice(device_);
+    std::unique_lock lock(mutex_);
+    while (!stopping_) {
+      wake_.wait_for(lock, milliseconds(pending_.empty() ? 500 : 20));
+      while (!pending_.empty()) {
+        Pending& p = pending_.front();
+        cudaError_t state = p.done == nullptr ? cudaErrorNotReady : cudaEventQuery(p.done);
+        if (state == cudaSuccess) {
+          free_events_.push_back(p.done);
+          pending_.pop_front();
+          continue;
+        }
+        if (state != cudaErrorNotReady) {
+          fail(str(p.call.describe(), " failed on the GPU: ", cudaGetErrorString(state)));
+        }
+        if (Clock::now() - p.issued > p.call.timeout) {
+          fail(str(p.call.describe(), " did not complete within ", format_duration(p.call.timeout),
+                   " (nccl): a peer died, hung, or issued a different collective"));
+        }
+        break;
+      }
+      ncclResult_t async = ncclSuccess;
+      if (ncclCommGetAsyncError(comm_, &async) == ncclSuccess && async != ncclSuccess && async != ncclInProgress) {
+        fail(str("NCCL reported an asynchronous error: ", ncclGetErrorString(async), " (set NCCL_DEBUG=WARN for details)"));
+      }
+    }
+  }
+
+  [[noreturn]] void fail(const std::string& what) {
+    log::error("rank ", rank(), ": ", what, "; aborting the communicator and stopping this worker");
+    ncclCommAbort(comm_);
+    std::_Exit(1);
+  }
+
+  c10::DeviceIndex device_;
+  // Kept for the communicator's life: rank 0 hosts it, and a peer may still be reading from it.
+  c10::intrusive_ptr<c10d::Store> store_;
+  ncclComm_t comm_ = nullptr;
+  std::optional<c10::cuda::CUDAStream> stream_;  // set once the device is chosen
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<Pending> pending_;
+  std::vector<cudaEvent_t> free_events_;
+  bool stopping_ = false;
+  std::thread watchdog_;
+};
+
+}  // namespace
+
+std::unique_ptr<Collectives> make_nccl_collectives(const WorkerEnv& env, const NcclCollectivesOptions& options) {
+  return std::make_unique<NcclCollectives>(env, options);
+}
+
+#endif
+
+}  // namespace pdsd::dist

@@ -1,0 +1,199 @@
+#include "worker/train/checkpoint_manifest.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "common/error.h"
+
+namespace fs = std::filesystem;
+
+namespace pdsd {
+
+void Crc32::update(const void* data, size_t size) {
+  const auto* p = static_cast<const Bytef*>(data);
+  while (size > 0) {  // zlib takes a uInt length
+    const uInt n = static_cast<uInt>(std::min<size_t>(size, std::numeric_limits<uInt>::max()));
+    crc_ = static_cast<uint32_t>(::crc32(crc_, p, n));
+    p += n;
+    size -= n;
+  }
+}
+
+namespace {
+
+std::string hex32(uint32_t v) {
+  char buf[9];
+  std::snprintf(buf, sizeof buf, "%08x", v);
+  return buf;
+}
+
+nlohmann::json read_json(const fs::path& path) {
+  std::ifstream in(path);
+  if (!in) throw Error(str(path.string(), ": cannot open"));
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(str(path.string(), ": not valid JSON (", e.what(), ")"));
+  }
+}
+
+}  // namespace
+
+FileDigest digest_file(const std::string& dir, const std::string& name) {
+  const std::string path = (fs::path(dir) / name).string();
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Error(str(path, ": cannot open: ", std::strerror(errno)));
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  FileDigest d{name, 0, 0};
+  Crc32 crc;
+  constexpr size_t kChunk = size_t{8} << 20;
+  std::unique_ptr<char[]> buf(new char[kChunk]);
+  for (;;) {
+    ssize_t n = ::read(fd, buf.get(), kChunk);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      ::close(fd);
+      throw Error(str(path, ": read failed: ", std::strerror(err)));
+    }
+    if (n == 0) break;
+    crc.update(buf.get(), static_cast<size_t>(n));
+    d.bytes += static_cast<uint64_t>(n);
+  }
+  ::close(fd);
+  d.crc32 = crc.value();
+  return d;
+}
+
+void write_file_durably(const std::string& path, const std::string& text) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw Error(str(path, ": cannot create: ", std::strerror(errno)));
+  const char* p = text.data();
+  size_t left = text.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd, p, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int err = n < 0 ? errno : ENOSPC;
+      ::close(fd);
+      throw Error(str(path, ": write failed: ", std::strerror(err)));
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    int err = errno;
+    ::close(fd);
+    throw Error(str(path, ": fsync failed: ", std::strerror(err)));
+  }
+  ::close(fd);
+}
+
+void fsync_dir(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) throw Error(str(dir, ": cannot open folder: ", std::strerror(errno)));
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0 && err != EINVAL) throw Error(str(dir, ": fsync of the folder failed: ", std::strerror(err)));
+}
+
+namespace {
+std::string digests_name(int rank) { return ".digests-rank" + std::to_string(rank) + ".json"; }
+
+nlohmann::json to_json(const std::vector<FileDigest>& files) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& f : files) j[f.name] = {{"bytes", f.bytes}, {"crc32", hex32(f.crc32)}};
+  return j;
+}
+
+std::vector<FileDigest> from_json(const nlohmann::json& j) {
+  std::vector<FileDigest> out;
+  for (const auto& [name, v] : j.items()) {
+    out.push_back({name, v.at("bytes").get<uint64_t>(),
+                   static_cast<uint32_t>(std::stoul(v.at("crc32").get<std::string>(), nullptr, 16))});
+  }
+  return out;
+}
+}  // namespace
+
+void write_rank_digests(const std::string& dir, int rank, const std::vector<FileDigest>& files) {
+  write_file_durably((fs::path(dir) / digests_name(rank)).string(), to_json(files).dump() + "\n");
+}
+
+std::vector<FileDigest> merge_rank_digests(const std::string& dir, int world_size) {
+  std::vector<FileDigest> all;
+  for (int r = 0; r < world_size; ++r) {
+    const fs::path part = fs::path(dir) / digests_name(r);
+    for (auto& f : from_json(read_json(part))) {
+      // The file must be on disk as its writer described it before the manifest vouches for it.
+      struct stat st {};
+      const std::string path = (fs::path(dir) / f.name).string();
+      if (::stat(path.c_str(), &st) != 0) throw Error(str(path, ": written by rank ", r, " but missing"));
+      PDSD_CHECK(static_cast<uint64_t>(st.st_size) == f.bytes, path, ": ", st.st_size, " bytes on disk, rank ", r,
+                 " wrote ", f.bytes);
+      all.push_back(std::move(f));
+    }
+  }
+  for (int r = 0; r < world_size; ++r) fs::remove(fs::path(dir) / digests_name(r));
+  return all;
+}
+
+void write_manifest(const std::string& dir, const std::vector<FileDigest>& files) {
+  nlohmann::json j = {{"format", kCheckpointFormat}, {"files", to_json(files)}};
+  write_file_durably((fs::path(dir) / kManifestFile).string(), j.dump(2) + "\n");
+  fsync_dir(dir);
+}
+
+std::string validate_checkpoint(const std::string& dir, bool checksums) {
+  const fs::path manifest = fs::path(dir) / kManifestFile;
+  if (!fs::exists(manifest)) return str(manifest.string(), ": missing (a save that never finished)");
+  nlohmann::json j;
+  std::vector<FileDigest> files;
+  try {
+    j = read_json(manifest);
+    if (j.value("format", 0) != kCheckpointFormat) {
+      return str(manifest.string(), ": format ", j.value("format", 0), ", this pdsd reads format ", kCheckpointFormat);
+    }
+    files = from_json(j.at("files"));
+  } catch (const std::exception& e) {
+    return str(manifest.string(), ": unreadable (", e.what(), ")");
+  }
+  if (files.empty()) return str(manifest.string(), ": lists no files");
+  for (const auto& f : files) {
+    const std::string path = (fs::path(dir) / f.name).string();
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return str(path, ": missing (the manifest lists it)");
+    const auto size = static_cast<uint64_t>(st.st_size);
+    if (size != f.bytes) {
+      return str(path, ": ", size, " bytes, the manifest says ", f.bytes, size < f.bytes ? " (truncated)" : "");
+    }
+  }
+  if (!checksums) return "";
+  for (const auto& f : files) {
+    try {
+      FileDigest d = digest_file(dir, f.name);
+      if (d.crc32 != f.crc32) {
+        return str((fs::path(dir) / f.name).string(), ": CRC-32 ", hex32(d.crc32), ", the manifest says ",
+                   hex32(f.crc32), " (the file was changed or corrupted after it was written)");
+      }
+    } catch (const std::exception& e) {
+      return e.what();
+    }
+  }
+  return "";
+}
+
+}  // namespace pdsd

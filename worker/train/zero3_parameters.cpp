@@ -1,0 +1,312 @@
+#include "worker/train/zero3_parameters.h"
+
+#include <ATen/core/grad_mode.h>
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <cmath>
+#include <optional>
+
+#include "common/error.h"
+#include "worker/train/flat_shard.h"
+
+namespace pdsd {
+
+struct Zero3Parameters::Unit {
+  std::string label;  // for errors: "layer 3", "outer (embeddings, final norm, lm_head)"
+  std::vector<std::string> names;
+  std::vector<std::vector<int64_t>> shapes;
+  std::vector<bool> decay;
+  bool trains = false;
+  std::optional<FlatShardLayout> layout;
+  at::Tensor shard;                                // [shard] compute dtype: what is gathered
+  at::Tensor master, exp_avg, exp_avg_sq, grad;    // [shard] fp32, when the unit trains
+  std::vector<at::Tensor> steps;                   // AdamW step counter per piece
+  at::Tensor full;                                 // [padded] while gathered
+  std::vector<at::Tensor> leaves;                  // the weights handed to the model while gathered
+  bool gathered = false;
+};
+
+namespace {
+
+int64_t layer_of(const std::string& name) {
+  const std::string prefix = "model.layers.";
+  if (name.rfind(prefix, 0) != 0) return -1;
+  return std::stoll(name.substr(prefix.size(), name.find('.', prefix.size()) - prefix.size()));
+}
+
+}  // namespace
+
+// One decoder layer under ZeRO-3, as an autograd function: forward gathers the layer, runs it without
+// keeping activations, frees it; backward gathers it again, recomputes with the forward's RNG state
+// (LoRA dropout draws the same masks), back-propagates, reduce-scatters the weights' gradients into
+// this rank's shard and frees the layer.
+struct Zero3LayerFunction : public torch::autograd::Function<Zero3LayerFunction> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& cos,
+                            const at::Tensor& sin, int64_t mask_address, int64_t layer, Zero3Parameters* z) {
+    const at::Tensor& mask = *reinterpret_cast<const at::Tensor*>(mask_address);
+    ctx->saved_data["has_mask"] = mask.defined();
+    if (mask.defined()) ctx->saved_data["mask"] = mask;
+    ctx->saved_data["layer"] = layer;
+    ctx->saved_data["engine"] = reinterpret_cast<int64_t>(z);
+    ctx->saved_data["rng"] = at::globalContext().defaultGenerator(x.device()).get_state();
+    ctx->save_for_backward({x, cos, sin});
+    Zero3Parameters::Unit& unit = *z->units_[static_cast<size_t>(layer) + 1];
+    z->gather(unit, /*as_leaves=*/false);
+    at::Tensor out = z->model_.layer_forward(layer, x, cos, sin, mask);
+    z->release(unit);
+    return out;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_output) {
+    auto saved = ctx->get_saved_variables();
+    auto* z = reinterpret_cast<Zero3Parameters*>(ctx->saved_data["engine"].toInt());
+    const int64_t layer = ctx->saved_data["layer"].toInt();
+    Zero3Parameters::Unit& unit = *z->units_[static_cast<size_t>(layer) + 1];
+    at::Tensor mask = ctx->saved_data["has_mask"].toBool() ? ctx->saved_data["mask"].toTensor() : at::Tensor();
+    z->gather(unit, /*as_leaves=*/unit.trains);
+    at::Generator gen = at::globalContext().defaultGenerator(saved[0].device());
+    at::Tensor rng_now = gen.get_state();
+    gen.set_state(ctx->saved_data["rng"].toTensor());
+    at::Tensor x = saved[0].detach().requires_grad_(saved[0].requires_grad());
+    at::Tensor out;
+    {
+      at::AutoGradMode enable(true);
+      out = z->model_.layer_forward(layer, x, saved[1], saved[2], mask);
+    }
+    gen.set_state(rng_now);
+    torch::autograd::backward({out}, {grad_output[0]});
+    if (unit.trains) z->reduce_gradients(unit);
+    z->release(unit);
+    return {x.requires_grad() ? x.grad() : at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+Zero3Parameters::Zero3Parameters(CausalLM& model, const std::map<std::string, at::Tensor>& weights,
+                                 const std::function<bool(const std::string&)>& trains,
+                                 const std::function<bool(const std::string&)>& decays, ShardComm comm,
+                                 Zero3Options options)
+    : model_(model), comm_(std::move(comm)), options_(options) {
+  at::NoGradGuard no_grad;
+  const int64_t layers = model.config().num_hidden_layers;
+  for (int64_t i = 0; i <= layers; ++i) {
+    auto unit = std::make_unique<Unit>();
+    unit->label = i == 0 ? "outer (embeddings, final norm, lm_head)" : str("layer ", i - 1);
+    units_.push_back(std::move(unit));
+  }
+  // std::map: names in the same order on every rank, which the flat layout needs.
+  for (const auto& [name, tensor] : model.parameters()) {
+    const int64_t layer = layer_of(name);
+    PDSD_CHECK(layer < layers, "ZeRO-3: weight ", name, " names layer ", layer, " of a ", layers, "-layer model");
+    Unit& unit = *units_[static_cast<size_t>(layer + 1)];
+    auto it = weights.find(name);
+    PDSD_CHECK(it != weights.end(), "ZeRO-3: no weight '", name, "' to shard");
+    const bool t = trains(name);
+    PDSD_CHECK(unit.names.empty() || unit.trains == t, "ZeRO-3: ", unit.label, " has trainable and frozen weights (",
+               name, "); a unit trains all or nothing");
+    unit.trains = t;
+    unit.names.push_back(name);
+    unit.shapes.push_back(it->second.sizes().vec());
+    unit.decay.push_back(decays(name));
+  }
+  const auto compute = at::TensorOptions().dtype(options_.compute_dtype).device(options_.device);
+  const auto fp32 = at::TensorOptions().dtype(at::kFloat).device(options_.device);
+  for (auto& u : units_) {
+    Unit& unit = *u;
+    std::vector<int64_t> numels;
+    for (const auto& shape : unit.shapes) numels.push_back(c10::multiply_integers(shape));
+    unit.layout.emplace(numels, comm_.rank, comm_.world_size);
+    const int64_t shard = unit.layout->shard;
+    unit.shard = at::zeros({shard}, compute);
+    if (unit.trains) {
+      unit.master = at::zeros({shard}, fp32);
+      unit.exp_avg = at::zeros({shard}, fp32);
+      unit.exp_avg_sq = at::zeros({shard}, fp32);
+      unit.grad = at::zeros({shard}, fp32);
+    }
+    for (const auto& piece : unit.layout->pieces) {
+      // Only this rank's part of the (memory-mapped) weight is ever read and copied.
+      at::Tensor src = weights.at(unit.names[piece.tensor]).reshape({-1}).narrow(0, piece.tensor_offset, piece.length);
+      unit.shard.narrow(0, piece.shard_offset, piece.length).copy_(src);
+      if (unit.trains) {
+        unit.master.narrow(0, piece.shard_offset, piece.length).copy_(src);
+        unit.steps.push_back(at::zeros({}, fp32));
+      }
+    }
+    for (const auto& name : unit.names) model_.parameters()[name] = at::Tensor();  // nothing whole at rest
+  }
+}
+
+Zero3Parameters::~Zero3Parameters() = default;
+
+void Zero3Parameters::gather(Unit& unit, bool as_leaves) {
+  PDSD_CHECK(!unit.gathered, "ZeRO-3: ", unit.label, " gathered twice");
+  at::NoGradGuard no_grad;
+  const FlatShardLayout& layout = *unit.layout;
+  unit.full = at::empty({layout.padded}, unit.shard.options());
+  comm_.all_gather(unit.full, unit.shard);
+  unit.leaves.clear();
+  for (size_t i = 0; i < unit.names.size(); ++i) {
+    at::Tensor w = unit.full.narrow(0, layout.offsets[i], c10::multiply_integers(unit.shapes[i])).view(unit.shapes[i]);
+    if (as_leaves) w = w.detach().requires_grad_(true);
+    model_.parameters()[unit.names[i]] = w;
+    unit.leaves.push_back(w);
+  }
+  unit.gathered = true;
+}
+
+void Zero3Parameters::release(Unit& unit) {
+  for (const auto& name : unit.names) model_.parameters()[name] = at::Tensor();
+  unit.leaves.clear();
+  unit.full = at::Tensor();
+  unit.gathered = false;
+}
+
+void Zero3Parameters::reduce_gradients(Unit& unit) {
+  at::NoGradGuard no_grad;
+  const FlatShardLayout& layout = *unit.layout;
+  const auto fp32 = unit.grad.options();
+  std::vector<at::Tensor> parts;
+  for (const auto& leaf : unit.leaves) {
+    parts.push_back(leaf.grad().defined() ? leaf.grad().reshape({-1}).to(at::kFloat) : at::zeros({leaf.numel()}, fp32));
+  }
+  if (layout.padded > layout.total) parts.push_back(at::zeros({layout.padded - layout.total}, fp32));
+  at::Tensor flat = at::cat(parts);
+  parts.clear();
+  for (auto& leaf : unit.leaves) leaf.mutable_grad() = at::Tensor();
+  at::Tensor reduced = at::empty({layout.shard}, fp32);
+  comm_.reduce_scatter_sum(reduced, flat);
+  unit.grad.add_(reduced);
+}
+
+CausalLM::LayerRunner Zero3Parameters::layer_runner() {
+  return [this](int64_t layer, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                const at::Tensor& mask) -> at::Tensor {
+    if (at::GradMode::is_enabled() && x.requires_grad()) {
+      return Zero3LayerFunction::apply(x, cos, sin, reinterpret_cast<int64_t>(&mask), layer, this);
+    }
+    Unit& unit = *units_[static_cast<size_t>(layer) + 1];
+    gather(unit, false);
+    at::Tensor out = model_.layer_forward(layer, x, cos, sin, mask);
+    release(unit);
+    return out;
+  };
+}
+
+void Zero3Parameters::gather_outer() {
+  Unit& outer = *units_[0];
+  if (!outer.gathered) gather(outer, outer.trains && at::GradMode::is_enabled());
+}
+
+void Zero3Parameters::release_outer() {
+  Unit& outer = *units_[0];
+  if (!outer.gathered) return;
+  const bool has_grads = std::any_of(outer.leaves.begin(), outer.leaves.end(),
+                                     [](const at::Tensor& l) { return l.requires_grad() && l.grad().defined(); });
+  if (outer.trains && has_grads) reduce_gradients(outer);
+  release(outer);
+}
+
+double Zero3Parameters::step(double lr, double max_grad_norm) {
+  at::NoGradGuard no_grad;
+  at::Tensor sq = at::zeros({1}, at::TensorOptions().dtype(at::kDouble).device(options_.device));
+  for (auto& u : units_) {
+    if (u->trains) sq += u->grad.to(at::kDouble).square().sum();
+  }
+  comm_.all_reduce_sum(sq);
+  const double norm = std::sqrt(sq.item<double>());
+  const double coef = max_grad_norm > 0 ? std::min(1.0, max_grad_norm / (norm + 1e-6)) : 1.0;
+  std::vector<AdamWSlot> slots;
+  for (auto& u : units_) {
+    if (!u->trains) continue;
+    if (coef < 1.0) u->grad.mul_(coef);
+    for (size_t k = 0; k < u->layout->pieces.size(); ++k) {
+      const auto& p = u->layout->pieces[k];
+      slots.push_back({u->master.narrow(0, p.shard_offset, p.length), u->grad.narrow(0, p.shard_offset, p.length),
+                       u->exp_avg.narrow(0, p.shard_offset, p.length), u->exp_avg_sq.narrow(0, p.shard_offset, p.length),
+                       u->steps[k], u->decay[p.tensor]});
+    }
+  }
+  adamw_update(slots, lr, options_.adam);
+  for (auto& u : units_) {
+    if (!u->trains) continue;
+    u->shard.copy_(u->master);
+    u->grad.zero_();
+  }
+  return norm;
+}
+
+bool Zero3Parameters::trains_anything() const {
+  return std::any_of(units_.begin(), units_.end(), [](const auto& u) { return u->trains; });
+}
+
+int64_t Zero3Parameters::parameter_bytes() const {
+  int64_t bytes = 0;
+  for (const auto& u : units_) bytes += u->shard.nbytes() + (u->trains ? u->master.nbytes() : 0);
+  return bytes;
+}
+
+int64_t Zero3Parameters::state_bytes() const {
+  int64_t bytes = 0;
+  for (const auto& u : units_) {
+    if (u->trains) bytes += u->exp_avg.nbytes() + u->exp_avg_sq.nbytes() + static_cast<int64_t>(u->steps.size()) * 4;
+  }
+  return bytes;
+}
+
+std::vector<TrainableParameter> Zero3Parameters::checkpoint_layout() const {
+  std::vector<TrainableParameter> out;
+  for (const auto& u : units_) {
+    if (!u->trains) continue;
+    for (size_t i = 0; i < u->names.size(); ++i) {
+      out.push_back({u->names[i], at::empty(u->shapes[i], at::TensorOptions().dtype(at::kFloat).device(at::kMeta)),
+                     u->decay[i]});
+    }
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, at::Tensor>> Zero3Parameters::state_tensors() const {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  int64_t unit_begin = 0, unit_first_param = 0;  // where each trainable unit starts in checkpoint_layout()
+  for (const auto& u : units_) {
+    if (!u->trains) continue;
+    const FlatShardLayout& layout = *u->layout;
+    for (size_t k = 0; k < layout.pieces.size(); ++k) {
+      const auto& p = layout.pieces[k];
+      const int64_t begin = unit_begin + layout.offsets[p.tensor] + p.tensor_offset;
+      out.emplace_back(str("param@", begin), u->master.narrow(0, p.shard_offset, p.length));
+      out.emplace_back(str("exp_avg@", begin), u->exp_avg.narrow(0, p.shard_offset, p.length));
+      out.emplace_back(str("exp_avg_sq@", begin), u->exp_avg_sq.narrow(0, p.shard_offset, p.length));
+      out.emplace_back(str("step@", unit_first_param + static_cast<int64_t>(p.tensor)), u->steps[k]);
+    }
+    unit_begin += layout.total;
+    unit_first_param += static_cast<int64_t>(u->names.size());
+  }
+  return out;
+}
+
+void Zero3Parameters::masters_changed() {
+  at::NoGradGuard no_grad;
+  for (auto& u : units_) {
+    if (u->trains) u->shard.copy_(u->master);
+  }
+}
+
+std::map<std::string, at::Tensor> Zero3Parameters::gather_full_on_cpu() {
+  at::NoGradGuard no_grad;
+  std::map<std::string, at::Tensor> out;
+  for (auto& u : units_) {
+    const at::Tensor& shard = u->trains ? u->master : u->shard;
+    at::Tensor full = at::empty({u->layout->padded}, shard.options());
+    comm_.all_gather(full, shard);
+    full = full.cpu();
+    for (size_t i = 0; i < u->names.size(); ++i) {
+      out[u->names[i]] = full.narrow(0, u->layout->offsets[i], c10::multiply_integers(u->shapes[i])).view(u->shapes[i]).clone();
+    }
+  }
+  return out;
+}
+
+}  // namespace pdsd

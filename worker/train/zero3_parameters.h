@@ -1,0 +1,89 @@
+// ZeRO-3: parameters sharded at rest. Every rank keeps 1/N of each weight (in the compute dtype) and,
+// for what trains, 1/N of the fp32 master weights, gradients and AdamW state; nothing is ever whole
+// on a rank except the one unit in use.
+//
+// Units: each decoder layer is one; the embeddings, final norm and lm_head form the "outer" unit.
+// A layer is gathered (all-gather of its flat shard) just before it runs and freed right after; in
+// backward it is gathered again and the layer recomputed — ZeRO-3 implies activation checkpointing
+// here, one extra forward per layer, the price DeepSpeed users pay with gradient checkpointing on
+// anyway — and its gradients are reduce-scattered straight into this rank's fp32 gradient shard, so
+// full gradients never pile up either. The outer unit is gathered for the whole step (the embedding
+// and the tied lm_head are used at both ends of the model) and freed after backward.
+// The optimizer step touches only shards: clip by the global norm (an all-reduce of squared norms),
+// fused AdamW on the fp32 master shard, cast into the compute shard. No all-gather after the step.
+//
+//   Zero3Parameters z(model, weights, trains, comm, options);  // model's layer weights become empty
+//   model.set_layer_runner(z.layer_runner());
+//   trainer options: before_forward = z.gather_outer, after_forward = z.release_outer, sharded_step = z.step
+//
+// LoRA composes: the frozen base is sharded as above; the adapters are small and stay whole, their
+// gradients summed by the caller's data-parallel step (worker/train/sharded_adamw.h).
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "worker/model/causal_lm.h"
+#include "worker/train/adamw.h"
+#include "worker/train/sharded_adamw.h"
+
+namespace pdsd {
+
+struct Zero3Options {
+  at::ScalarType compute_dtype = at::kFloat;
+  at::Device device = at::kCPU;
+  AdamWOptions adam;
+};
+
+class Zero3Parameters {
+ public:
+  // `weights`: every model weight by name, anywhere (memory-mapped file views): each rank copies out
+  // only its shard. `trains(name)` says which weights train; a unit trains all or nothing.
+  // `decays(name)`: weight decay applies. Replaces the model's unit weights with empty tensors.
+  Zero3Parameters(CausalLM& model, const std::map<std::string, at::Tensor>& weights,
+                  const std::function<bool(const std::string&)>& trains,
+                  const std::function<bool(const std::string&)>& decays, ShardComm comm, Zero3Options options);
+  ~Zero3Parameters();
+
+  CausalLM::LayerRunner layer_runner();
+  void gather_outer();   // before forward (training or eval)
+  void release_outer();  // after the step's last backward (reduces its gradients first) or after eval
+
+  // Clip by the global norm and update every trainable shard; returns the norm before clipping.
+  double step(double lr, double max_grad_norm);
+
+  bool trains_anything() const;
+  int64_t parameter_bytes() const;  // this rank's weights at rest: compute shards + fp32 master shards
+  int64_t state_bytes() const;      // AdamW exp_avg + exp_avg_sq shards
+  // For checkpoints (worker/train/checkpoint_shards.h): the trainable weights as meta tensors (names
+  // and shapes, in unit order: the flat layout a checkpoint records), and this rank's pieces of them
+  // as "<kind>@<offset in that layout>" views — "param" (the fp32 masters), "exp_avg", "exp_avg_sq" —
+  // plus "step@<parameter index>" counters.
+  std::vector<TrainableParameter> checkpoint_layout() const;
+  std::vector<std::pair<std::string, at::Tensor>> state_tensors() const;
+  // After the master shards were overwritten (resume): refresh the compute shards from them.
+  void masters_changed();
+  // Every weight whole, on the CPU (fp32 for trainable ones, else the compute dtype). Every rank
+  // must call it (it all-gathers unit by unit); for export.
+  std::map<std::string, at::Tensor> gather_full_on_cpu();
+
+  struct Unit;
+
+ private:
+  void gather(Unit& unit, bool as_leaves);
+  void release(Unit& unit);
+  void reduce_gradients(Unit& unit);
+  friend struct Zero3LayerFunction;
+
+  CausalLM& model_;
+  ShardComm comm_;
+  Zero3Options options_;
+  std::vector<std::unique_ptr<Unit>> units_;  // [0] outer, [1 + i] layer i
+};
+
+}  // namespace pdsd
