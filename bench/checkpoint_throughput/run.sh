@@ -46,4 +46,8 @@ print(f"\ncheckpoint of a 7B-shaped model, full SFT, ZeRO-3 on 2 GPUs ({save_gb:
 print(f"{'':10} {'pdsd GB/s':>10} {'plain GB/s':>11} {'ratio':>7}")
 print(f"{'save':10} {save_gb / save_s:10.2f} {w:11.2f} {100 * save_gb / save_s / w:6.0f}%")
 print(f"{'load':10} {load_gb / load_s:10.2f} {r:11.2f} {100 * load_gb / load_s / r:6.0f}%")
+v = re.search(r"validated \S+ \(sizes and CRC-32 of every file\) in ([\d.e+]+) s", load_log)
+if v:
+    print(f"{'validate':10} {save_gb / float(v.group(1)):10.2f} {r:11.2f} {100 * save_gb / float(v.group(1)) / r:6.0f}%"
+          "   (rank 0 reads every file once before a resume)")
 PY

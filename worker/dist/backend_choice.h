@@ -2,7 +2,11 @@
 //   nccl — every local rank on its own GPU (NCCL cannot put two ranks on one GPU);
 //   gloo — CPU jobs, or more local ranks than GPUs (GPU tensors then travel through host copies);
 //   auto — nccl when this build has it and the node has a GPU for every local rank, else gloo.
-// Every rank decides alike (same config, same kind of node), so they all pick the same backend.
+// Two agents on one host (a simulated two-node job) may both map their local ranks onto the same
+// GPUs; NCCL refuses that. So before choosing NCCL every rank publishes which GPU it would use
+// (host, CUDA_VISIBLE_DEVICES, device) in the rendezvous store and reads everyone's: on a shared GPU
+// auto falls back to gloo on every rank (with a warning), and an explicit nccl is an InputError
+// naming the ranks. Every rank sees the same table, so all pick the same backend.
 #pragma once
 
 #include <memory>
@@ -16,7 +20,8 @@ namespace pdsd::dist {
 // The CUDA devices this process sees (0 in a CPU build or on a machine without GPUs).
 int visible_gpus();
 
-// "nccl" or "gloo"; throws InputError when `ddp_backend: nccl` cannot work here, saying why.
+// "nccl" or "gloo" from this node alone; throws InputError when `ddp_backend: nccl` cannot work
+// here, saying why.
 std::string choose_backend(const JobConfig& job, const WorkerEnv& env);
 
 // The collectives for a job of WORLD_SIZE > 1 (null for one process).

@@ -41,7 +41,7 @@ class GlooCollectives final : public Collectives {
     milliseconds store_timeout = options.store_timeout.value_or(options.timeout);
     std::string where = str(env.master_addr, ":", env.master_port);
     auto start = std::chrono::steady_clock::now();
-    store_ = connect_rendezvous_store(env, store_timeout, options.master_listen_fd);
+    store_ = options.store ? options.store : connect_rendezvous_store(env, store_timeout, options.master_listen_fd);
 
     GlooDeviceChoice device;
     device.interfaces = options.interfaces;

@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include <torch/csrc/distributed/c10d/Store.hpp>
+
 #include "common/job_config.h"
 #include "common/worker_env.h"
 #include "worker/dist/collectives.h"
@@ -33,6 +35,8 @@ struct GlooCollectivesOptions {
   // For rank 0: an already listening socket for the store to take over instead of binding
   // MASTER_PORT itself, so that whoever chose the port keeps it reserved (tests; a launcher later).
   std::optional<int> master_listen_fd;
+  // A rendezvous store already connected (the backend choice uses one first); null: connect here.
+  c10::intrusive_ptr<c10d::Store> store;
 
   // The job's ddp_timeout and the process's GLOO_SOCKET_IFNAME (comma-separated).
   static GlooCollectivesOptions from_job(const JobConfig& job);

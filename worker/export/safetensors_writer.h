@@ -1,8 +1,10 @@
 // Writes tensors as one .safetensors file (the format transformers, PEFT and vLLM read): an 8-byte
 // header length, a JSON header {name: {dtype, shape, data_offsets}} padded with spaces to a multiple
 // of 8, then the raw little-endian data. Written to "<path>.tmp", flushed, fsynced and renamed, so a
-// crash never leaves a half-written file under the final name. The CRC-32 of the bytes is computed
-// while writing (checkpoints record it in their manifest, worker/train/checkpoint_manifest.h).
+// crash never leaves a half-written file under the final name. Tensors are streamed in 64 MiB chunks
+// (copied from the GPU where they live), so memory stays small whatever the file's size; the CRC-32
+// of the bytes is computed while writing, on several threads (checkpoints record it in their
+// manifest, worker/train/checkpoint_manifest.h).
 #pragma once
 
 #include <ATen/ATen.h>

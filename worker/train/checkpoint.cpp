@@ -255,8 +255,13 @@ std::string choose_checkpoint(const CheckpointContext& ctx, const std::string& r
   int64_t answer = LLONG_MIN;
   if (ctx.rank == 0) {
     try {
+      const auto started = std::chrono::steady_clock::now();
       dir = resolve_checkpoint(ctx.output_dir, resume);
       answer = dir.empty() ? -1 : named ? 0 : std::stoll(fs::path(dir).filename().string().substr(11));
+      if (!dir.empty()) {
+        log::info("validated ", dir, " (sizes and CRC-32 of every file) in ",
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), " s");
+      }
     } catch (...) {
       ctx.all_max(-2);
       throw;

@@ -20,6 +20,11 @@ namespace pdsd {
 inline constexpr const char* kManifestFile = "manifest.json";
 inline constexpr int kCheckpointFormat = 2;
 
+// CRC-32 (zlib's) of a buffer, large ones split over four threads and combined: one core's CRC-32
+// is slower than a disk. And the CRC-32 of A followed by B from both CRCs and B's length.
+uint32_t crc32_of(const void* data, size_t size);
+uint32_t crc32_concat(uint32_t crc_a, uint32_t crc_b, uint64_t size_b);
+
 class Crc32 {
  public:
   void update(const void* data, size_t size);
