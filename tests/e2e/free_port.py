@@ -1,10 +1,17 @@
-# Prints a TCP port free on 127.0.0.1, chosen below Linux's ephemeral range (32768+) so that no
-# outgoing connection of a concurrent process takes it between this check and its use.
+# Prints a TCP port free on 127.0.0.1, chosen outside this machine's ephemeral range (what the kernel
+# hands to outgoing connections: /proc/sys/net/ipv4/ip_local_port_range, 32768-60999 by default,
+# lower on some hosts) so that no connection of a concurrent process takes it between this check
+# and its use.
 import random
 import socket
 
+try:
+    low, high = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+except OSError:
+    low, high = 32768, 60999
+ranges = [r for r in ((10000, low - 1), (high + 1, 65535)) if r[1] - r[0] >= 1000] or [(20000, 32000)]
 for _ in range(200):
-    port = random.randint(20000, 32000)
+    port = random.randint(*random.choice(ranges))
     with socket.socket() as s:
         try:
             s.bind(("127.0.0.1", port))
@@ -13,4 +20,4 @@ for _ in range(200):
     print(port)
     break
 else:
-    raise SystemExit("no free port in 20000..32000")
+    raise SystemExit(f"no free port in {ranges}")
