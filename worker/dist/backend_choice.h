@@ -3,10 +3,11 @@
 //   gloo — CPU jobs, or more local ranks than GPUs (GPU tensors then travel through host copies);
 //   auto — nccl when this build has it and the node has a GPU for every local rank, else gloo.
 // Two agents on one host (a simulated two-node job) may both map their local ranks onto the same
-// GPUs; NCCL refuses that. So before choosing NCCL every rank publishes which GPU it would use
-// (host, CUDA_VISIBLE_DEVICES, device) in the rendezvous store and reads everyone's: on a shared GPU
-// auto falls back to gloo on every rank (with a warning), and an explicit nccl is an InputError
-// naming the ranks. Every rank sees the same table, so all pick the same backend.
+// GPUs, and nodes may differ; NCCL refuses a shared GPU. So every rank publishes in the rendezvous
+// store whether it can run NCCL and which physical GPU it would use (boot id + PCI bus id), and
+// reads everyone's: NCCL only if every rank can and no two share a GPU. Otherwise auto falls back to
+// gloo on every rank (with a warning) and an explicit nccl is an InputError naming the ranks. Every
+// rank sees the same table, so all pick the same backend.
 #pragma once
 
 #include <memory>

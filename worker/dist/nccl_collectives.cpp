@@ -99,7 +99,10 @@ class NcclCollectives final : public Collectives {
     auto start = Clock::now();
     store_ = options.store ? options.store : connect_rendezvous_store(env, store_timeout);
     auto& store = store_;
-    const std::string key = str("pdsd/nccl_unique_id/attempt_", env.restart_count);
+    // One key per communicator of this process and attempt: a second communicator on the same store
+    // must not read the first one's id.
+    static std::atomic<int> instances{0};
+    const std::string key = str("pdsd/nccl_unique_id/attempt_", env.restart_count, "/", instances++);
     ncclUniqueId id;
     if (env.rank == 0) {
       PDSD_NCCL_CHECK(ncclGetUniqueId(&id));
@@ -136,11 +139,15 @@ class NcclCollectives final : public Collectives {
     { std::lock_guard lock(mutex_); stopping_ = true; }
     wake_.notify_all();
     if (watchdog_.joinable()) watchdog_.join();
+    // A collective still queued (this rank is unwinding from an error its peers did not share) would
+    // never finish, and ncclCommDestroy waits for it: abort instead, which does not wait.
+    bool unfinished = false;
     for (auto& p : pending_) {
+      unfinished = unfinished || p.done == nullptr || cudaEventQuery(p.done) != cudaSuccess;
       if (p.done != nullptr) cudaEventDestroy(p.done);
     }
     for (cudaEvent_t e : free_events_) cudaEventDestroy(e);
-    if (comm_ != nullptr) ncclCommDestroy(comm_);
+    if (comm_ != nullptr) unfinished ? ncclCommAbort(comm_) : ncclCommDestroy(comm_);
   }
 
   bool reduces_on_gpu() const override { return true; }
@@ -202,6 +209,7 @@ class NcclCollectives final : public Collectives {
     std::vector<at::Tensor> on_gpu;
     bool any_cpu = false;
     for (const auto& t : tensors) {
+      nccl_type(t);  // an unsupported dtype fails here, before anything is queued
       PDSD_CHECK(t.is_cpu() || t.device().index() == device_, "nccl: rank ", rank(), " got a tensor on ", t.device().str(),
                  ", not its device cuda:", static_cast<int>(device_));
       any_cpu = any_cpu || t.is_cpu();
@@ -220,7 +228,17 @@ class NcclCollectives final : public Collectives {
       watched = &pending_.back();  // a deque keeps references on push_back; the watchdog pops done ones only
     }
     wake_.notify_all();
-    issue(on_gpu, stream_->stream());
+    try {
+      issue(on_gpu, stream_->stream());
+    } catch (...) {
+      // Not queued: it must not stay watched (the watchdog would blame a peer once it timed out).
+      {
+        std::lock_guard lock(mutex_);
+        pending_.pop_back();  // ours: only this thread pushes, and the watchdog never pops an unissued entry
+      }
+      give_event(ready);
+      throw;
+    }
     cudaEvent_t done = take_event();
     PDSD_CUDA_CHECK(cudaEventRecord(done, stream_->stream()));
     PDSD_CUDA_CHECK(cudaStreamWaitEvent(current, done, 0));

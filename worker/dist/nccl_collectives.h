@@ -16,6 +16,8 @@
 // ("rank 1: all_reduce of 121408 float32 elements (485632 bytes) did not complete within 30 s
 // (nccl)"), the communicator is aborted, and the process exits with status 1, so the launcher stops
 // the job and names the cause instead of every rank hanging. Asynchronous NCCL errors end the same way.
+// The timeout counts from when the host queues the call, so compute queued before it counts too: keep
+// timeouts well above a step's length (the job's ddp_timeout is 30 minutes by default).
 //
 // Only in CUDA builds; elsewhere make_nccl_collectives throws an InputError that says so.
 #pragma once

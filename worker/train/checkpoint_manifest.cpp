@@ -210,21 +210,30 @@ std::string validate_checkpoint(const std::string& dir, bool checksums) {
     }
   }
   if (!checksums) return "";
-  // Every file at once (each rank's are of a size): reading them is most of a resume's wait.
-  std::vector<std::future<FileDigest>> digests;
-  for (const auto& f : files) {
-    digests.push_back(std::async(std::launch::async, [&dir, name = f.name] { return digest_file(dir, name); }));
-  }
-  for (size_t i = 0; i < files.size(); ++i) {
-    const FileDigest& f = files[i];
+  // Several files at once (each rank's are of a size): reading them is most of a resume's wait.
+  // At most kParallel at a time, so a checkpoint of hundreds of ranks does not start hundreds of threads.
+  constexpr size_t kParallel = 4;
+  for (size_t first = 0; first < files.size(); first += kParallel) {
+    const size_t last = std::min(files.size(), first + kParallel);
+    std::vector<std::future<FileDigest>> digests;
     try {
-      FileDigest d = digests[i].get();
-      if (d.crc32 != f.crc32) {
-        return str((fs::path(dir) / f.name).string(), ": CRC-32 ", hex32(d.crc32), ", the manifest says ",
-                   hex32(f.crc32), " (the file was changed or corrupted after it was written)");
+      for (size_t i = first; i < last; ++i) {
+        digests.push_back(std::async(std::launch::async, [&dir, name = files[i].name] { return digest_file(dir, name); }));
       }
-    } catch (const std::exception& e) {
-      return e.what();
+    } catch (const std::system_error& e) {
+      return str(dir, ": cannot start reading its files: ", e.what());
+    }
+    for (size_t i = first; i < last; ++i) {
+      const FileDigest& f = files[i];
+      try {
+        FileDigest d = digests[i - first].get();
+        if (d.crc32 != f.crc32) {
+          return str((fs::path(dir) / f.name).string(), ": CRC-32 ", hex32(d.crc32), ", the manifest says ",
+                     hex32(f.crc32), " (the file was changed or corrupted after it was written)");
+        }
+      } catch (const std::exception& e) {
+        return e.what();
+      }
     }
   }
   return "";

@@ -394,7 +394,7 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
   // Outputs (rank 0; every rank holds the same weights after each synchronised step). Under ZeRO-3
   // every rank takes part in gathering them whole, on the CPU, first.
   if (zero3_params) {
-    std::map<std::string, at::Tensor> whole = zero3_params->gather_full_on_cpu();
+    std::map<std::string, at::Tensor> whole = zero3_params->gather_full_on_cpu(lead);
     if (lead) {
       for (auto& [name, tensor] : whole) model.parameters()[name] = tensor;
     }

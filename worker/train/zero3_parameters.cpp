@@ -144,8 +144,12 @@ void Zero3Parameters::gather(Unit& unit, bool as_leaves) {
   PDSD_CHECK(!unit.gathered, "ZeRO-3: ", unit.label, " gathered twice");
   at::NoGradGuard no_grad;
   const FlatShardLayout& layout = *unit.layout;
-  unit.full = at::empty({layout.padded}, unit.shard.options());
-  comm_.all_gather(unit.full, unit.shard);
+  // The outer unit stays gathered across a step's micro-batches and its gradients accumulate in its
+  // leaves: gathered from the fp32 masters, they accumulate in fp32 (as whole weights do without
+  // ZeRO-3). Layers are reduced into the fp32 shard after every backward, so bf16 suffices there.
+  const at::Tensor& source = as_leaves && &unit == units_[0].get() ? unit.master : unit.shard;
+  unit.full = at::empty({layout.padded}, source.options());
+  comm_.all_gather(unit.full, source);
   unit.leaves.clear();
   for (size_t i = 0; i < unit.names.size(); ++i) {
     at::Tensor w = unit.full.narrow(0, layout.offsets[i], c10::multiply_integers(unit.shapes[i])).view(unit.shapes[i]);
@@ -294,13 +298,14 @@ void Zero3Parameters::masters_changed() {
   }
 }
 
-std::map<std::string, at::Tensor> Zero3Parameters::gather_full_on_cpu() {
+std::map<std::string, at::Tensor> Zero3Parameters::gather_full_on_cpu(bool keep) {
   at::NoGradGuard no_grad;
   std::map<std::string, at::Tensor> out;
   for (auto& u : units_) {
     const at::Tensor& shard = u->trains ? u->master : u->shard;
     at::Tensor full = at::empty({u->layout->padded}, shard.options());
     comm_.all_gather(full, shard);
+    if (!keep) continue;
     full = full.cpu();
     for (size_t i = 0; i < u->names.size(); ++i) {
       out[u->names[i]] = full.narrow(0, u->layout->offsets[i], c10::multiply_integers(u->shapes[i])).view(u->shapes[i]).clone();

@@ -68,9 +68,10 @@ class Zero3Parameters {
   std::vector<std::pair<std::string, at::Tensor>> state_tensors() const;
   // After the master shards were overwritten (resume): refresh the compute shards from them.
   void masters_changed();
-  // Every weight whole, on the CPU (fp32 for trainable ones, else the compute dtype). Every rank
-  // must call it (it all-gathers unit by unit); for export.
-  std::map<std::string, at::Tensor> gather_full_on_cpu();
+  // Every weight whole, on the CPU (fp32 for trainable ones, else the compute dtype), for export.
+  // Every rank must call it (it all-gathers unit by unit); only where `keep` is true (the rank that
+  // writes the export) are the CPU copies made and returned: the others return nothing.
+  std::map<std::string, at::Tensor> gather_full_on_cpu(bool keep);
 
   struct Unit;
 
