@@ -39,6 +39,7 @@ struct JobConfig {
   int64_t cutoff_len = 2048;
   int64_t max_samples = -1;  // -1: all
   double val_size = 0.0;     // fraction in [0,1) or a whole number of samples
+  std::string on_bad_record = "skip";  // skip | fail
   bool packing = false;
   bool train_on_prompt = false;
   // method

@@ -106,6 +106,8 @@ TEST(DatasetLoading, OptionsComeFromTheJobConfigKeys) {
   EXPECT_EQ(o.max_samples, 12);
   EXPECT_EQ(o.seed, 7u);
   EXPECT_EQ(o.on_bad_record, BadRecordPolicy::skip);  // LLaMA-Factory drops bad records too
+  c.on_bad_record = "fail";  // the job key `on_bad_record`
+  EXPECT_EQ(DataOptions::from_job_config(c).on_bad_record, BadRecordPolicy::fail);
 }
 
 // ---- LLaMA-Factory-style fixtures ---------------------------------------------------------------

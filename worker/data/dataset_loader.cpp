@@ -66,6 +66,7 @@ DataOptions DataOptions::from_job_config(const JobConfig& config) {
   o.dataset_dir = config.dataset_dir;
   o.max_samples = config.max_samples;
   o.seed = static_cast<uint64_t>(config.seed);
+  o.on_bad_record = parse_bad_record_policy(config.on_bad_record);
   return o;
 }
 
