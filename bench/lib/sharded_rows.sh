@@ -1,0 +1,54 @@
+# Shared by the multi-GPU benchmarks (sharded_throughput, eight_gpu): one training run per "row",
+# with peak GPU memory sampled and the run's figures appended as one JSON line. Source it, then set
+#   repo, out, steps, data (a LLaMA-Factory data dir with dataset synthetic_sft)
+# and call   row MODEL_DIR_NAME NODES NPROC_PER_NODE STAGE METHOD [key=value ...]
+# NODES=2 runs two pdsd-launch agents on this host standing in for two nodes, each with its own half
+# of the GPUs (CUDA_VISIBLE_DEVICES), through one rendezvous endpoint.
+# shellcheck shell=bash
+
+gpus=$(nvidia-smi -L | wc -l)
+export NCCL_NVLS_ENABLE=0  # NVLink multicast stays off on the lent machines
+
+peak_of() {  # log command...: runs it while sampling GPU memory; echoes the peak MiB on any one GPU (-1: failed)
+  local log=$1; shift
+  nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 200 > "$log.mem" &
+  local sampler=$! rc=0
+  "$@" > "$log" 2>&1 || rc=$?
+  kill $sampler; wait $sampler 2>/dev/null || true
+  if [ $rc -ne 0 ]; then echo "FAILED ($rc): $*" >&2; grep -E "error|Error|fatal|out of memory" "$log" | head -5 >&2; echo -1; return 0; fi
+  awk 'BEGIN{m=0} {if ($1>m) m=$1} END{print m}' "$log.mem"
+}
+
+two_agents() {  # nproc job...: two agents on this host as two nodes, GPUs split between them
+  local nproc=$1; shift
+  local port; port=$(python3 "$repo/tests/e2e/free_port.py")
+  local first second rc=0
+  first=$(seq -s, 0 $((nproc - 1))); second=$(seq -s, "$nproc" $((2 * nproc - 1)))
+  CUDA_VISIBLE_DEVICES=$first "$repo/build-gpu/bin/pdsd-launch" --nnodes 2 --nproc "$nproc" --node-rank 0 \
+    --rdzv-endpoint "127.0.0.1:$port" "$@" &
+  local agent0=$!
+  sleep 0.5
+  CUDA_VISIBLE_DEVICES=$second "$repo/build-gpu/bin/pdsd-launch" --nnodes 2 --nproc "$nproc" --node-rank 1 \
+    --rdzv-endpoint "127.0.0.1:$port" "$@" 2>&1 | sed 's/^/[node 1] /' || rc=$?
+  wait $agent0 || rc=$?
+  return $rc
+}
+
+row() {  # model nodes nproc stage method [key=value ...]
+  local model=$1 nodes=$2 nproc=$3 stage=$4 method=$5; shift 5
+  local world=$((nodes * nproc)) name="$model-${nodes}x${nproc}gpu-z$stage-$method"
+  [ "$world" -gt "$gpus" ] && return 0
+  local extra=(finetuning_type=$method "$@")
+  [ "$method" = lora ] && extra+=(lora_target=q_proj,v_proj lora_rank=8 lora_alpha=16)
+  local job=(configs/sft.yaml "model_name_or_path=$out/$model" "dataset_dir=$data" dataset=synthetic_sft template=qwen
+             cutoff_len=1024 per_device_train_batch_size=4 gradient_accumulation_steps=4 bf16=true
+             gradient_checkpointing=false "max_steps=$steps" logging_steps=1 learning_rate=1e-5 val_size=0
+             save_steps=100000 zero_stage="$stage" "output_dir=$out/$name" overwrite_output_dir=true "${extra[@]}")
+  local mib
+  if [ "$nodes" = 1 ]; then
+    mib=$(peak_of "$out/$name.log" "$repo/build-gpu/bin/pdsd-launch" --nproc "$nproc" --standalone "${job[@]}")
+  else
+    mib=$(peak_of "$out/$name.log" two_agents "$nproc" "${job[@]}")
+  fi
+  python3 "$repo/bench/lib/row_figures.py" "$out/$name" "$out/$name.log" "$name" "$mib" "$world"
+}
