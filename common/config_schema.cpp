@@ -44,6 +44,8 @@ const std::vector<FieldSpec>& schema() {
       {"gradient_checkpointing", "parallelism", &J::gradient_checkpointing, {}, {}, false, "recompute activations in backward"},
       {"ddp_backend", "parallelism", &J::ddp_backend, {}, {"auto", "nccl", "gloo"}, false,
        "collectives: nccl (GPUs), gloo (CPU; GPU tensors go through host copies); auto: nccl when every local rank has a GPU"},
+      {"ddp_bucket_cap_mb", "parallelism", &J::ddp_bucket_cap_mb, positive(), {}, false,
+       "DDP (zero_stage 0): MB of gradients per all-reduce bucket, issued during backward"},
       {"ddp_timeout", "parallelism", &J::ddp_timeout, between(1, 7 * 24 * 3600), {}, false,
        "seconds a collective may wait before the job stops with an error"},
       // optimizer

@@ -55,6 +55,7 @@ struct JobConfig {
   int64_t zero_stage = 0;  // 0: DDP (replicated); 1, 2, 3: ZeRO stages
   bool gradient_checkpointing = true;
   std::string ddp_backend = "auto";  // auto | nccl | gloo
+  double ddp_bucket_cap_mb = 25;  // DDP gradient bucket size (transformers' name and default)
   int64_t ddp_timeout = 1800;  // seconds a collective may wait before the job stops with an error
   // optimizer
   double learning_rate = 5e-5;

@@ -3,7 +3,7 @@
 # size × gradient_accumulation_steps × per-device batch = 8 samples per optimizer step), 2 and 4
 # workers under DDP (zero_stage 0), ZeRO-1, ZeRO-2 and ZeRO-3 give the same loss at every one of 20
 # steps and the same final weights as 1 process, within float32 tolerance — full fine-tuning and
-# LoRA. Memory per rank is read from all_results.json: optimizer state falls as 1/N under ZeRO-1/2/3,
+# LoRA; DDP also with many small gradient buckets reduced during backward. Memory per rank is read from all_results.json: optimizer state falls as 1/N under ZeRO-1/2/3,
 # and the weights held at rest fall as 1/N under ZeRO-3.
 set -euo pipefail
 bin=$1
@@ -11,10 +11,11 @@ python=$2
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 common=(max_steps=20 save_steps=1000 logging_steps=1 val_size=0 per_device_train_batch_size=2 gradient_checkpointing=false)
-run() {  # method world stage
-  local name="$1-$2-z$3"
-  "$bin/pdsd-launch" --nproc "$2" --standalone "configs/$1.yaml" "${common[@]}" \
-    gradient_accumulation_steps=$((4 / $2)) zero_stage="$3" "output_dir=$out/$name" > "$out/$name.txt" 2>&1 \
+run() {  # method world stage [name-suffix key=value ...]
+  local name="$1-$2-z$3${4:+-$4}" method=$1 world=$2 stage=$3
+  shift 3; [ $# -gt 0 ] && shift
+  "$bin/pdsd-launch" --nproc "$world" --standalone "configs/$method.yaml" "${common[@]}" \
+    gradient_accumulation_steps=$((4 / world)) zero_stage="$stage" "output_dir=$out/$name" "$@" > "$out/$name.txt" 2>&1 \
     || { echo "$name failed:"; tail -30 "$out/$name.txt"; exit 1; }
 }
 for method in sft lora; do
@@ -23,6 +24,8 @@ for method in sft lora; do
   for world in 2 4; do
     for stage in 0 1 2 3; do run $method $world $stage; done
   done
+  # DDP's gradient buckets (ddp_bucket_cap_mb) at 50 KB: many buckets, reduced during backward.
+  run $method 2 0 buckets ddp_bucket_cap_mb=0.05
 done
 "$python" - "$out" <<'PY'
 import json, sys
@@ -35,30 +38,29 @@ for method, weights in (("sft", "model.safetensors"), ("lora", "adapter_model.sa
     w1 = load_file(f"{out}/{ref}/{weights}")
     state1 = results(ref)["optimizer_state_bytes_per_rank"]
     params1 = results(f"{method}-1-z3")["parameter_bytes_per_rank"]
-    for world in (1, 2, 4):
-        for stage in ((3,) if world == 1 else (0, 1, 2, 3)):
-            run = f"{method}-{world}-z{stage}"
-            other = [json.loads(l) for l in open(f"{out}/{run}/trainer_log.jsonl")]
-            assert len(one) == len(other) == 20, (run, len(one), len(other))
-            worst = max(abs(a["loss"] - b["loss"]) / a["loss"] for a, b in zip(one, other))
-            w = load_file(f"{out}/{run}/{weights}")
-            assert w.keys() == w1.keys(), run
-            werr = max(float((w1[k].float() - w[k].float()).abs().max() / w1[k].float().abs().max().clamp_min(1e-12)) for k in w1)
-            r = results(run)
-            state, params = r["optimizer_state_bytes_per_rank"], r["parameter_bytes_per_rank"]
-            print(f"{method:4} world {world} zero_stage {stage}: 20 steps vs 1 process: max relative loss difference "
-                  f"{worst:.1e}, max relative weight difference {werr:.1e}; per rank: optimizer state {state:,} B "
-                  f"(1 process {state1:,}), weights at rest {params:,} B")
-            assert worst < 1e-5, f"{run}: losses differ from one process"
-            # Adam divides by sqrt(v): where a gradient is near zero, rounding-level differences in the
-            # summation order move a weight by up to ~lr, so weights get a looser bound than losses.
-            assert werr < 2e-3, f"{run}: final weights differ from one process"
-            if stage == 0:
-                assert state == state1, f"{run}: replicated DDP keeps the whole optimizer state on every rank"
-            else:
-                slack = 64 * world * 40  # padding to a multiple of N, per flat buffer, plus step counters
-                assert abs(state - state1 / world) <= slack, f"{run}: state per rank {state} is not 1/{world} of {state1}"
-            if stage == 3:
-                assert abs(params - params1 / world) <= 64 * world * 40, \
-                    f"{run}: weights per rank {params} are not 1/{world} of {params1}"
+    for world, stage, suffix in [(1, 3, "")] + [(w, z, "") for w in (2, 4) for z in (0, 1, 2, 3)] + [(2, 0, "-buckets")]:
+        run = f"{method}-{world}-z{stage}{suffix}"
+        other = [json.loads(l) for l in open(f"{out}/{run}/trainer_log.jsonl")]
+        assert len(one) == len(other) == 20, (run, len(one), len(other))
+        worst = max(abs(a["loss"] - b["loss"]) / a["loss"] for a, b in zip(one, other))
+        w = load_file(f"{out}/{run}/{weights}")
+        assert w.keys() == w1.keys(), run
+        werr = max(float((w1[k].float() - w[k].float()).abs().max() / w1[k].float().abs().max().clamp_min(1e-12)) for k in w1)
+        r = results(run)
+        state, params = r["optimizer_state_bytes_per_rank"], r["parameter_bytes_per_rank"]
+        print(f"{method:4} world {world} zero_stage {stage}{suffix}: 20 steps vs 1 process: max relative loss difference "
+              f"{worst:.1e}, max relative weight difference {werr:.1e}; per rank: optimizer state {state:,} B "
+              f"(1 process {state1:,}), weights at rest {params:,} B")
+        assert worst < 1e-5, f"{run}: losses differ from one process"
+        # Adam divides by sqrt(v): where a gradient is near zero, rounding-level differences in the
+        # summation order move a weight by up to ~lr, so weights get a looser bound than losses.
+        assert werr < 2e-3, f"{run}: final weights differ from one process"
+        if stage == 0:
+            assert state == state1, f"{run}: replicated DDP keeps the whole optimizer state on every rank"
+        else:
+            slack = 64 * world * 40  # padding to a multiple of N, per flat buffer, plus step counters
+            assert abs(state - state1 / world) <= slack, f"{run}: state per rank {state} is not 1/{world} of {state1}"
+        if stage == 3:
+            assert abs(params - params1 / world) <= 64 * world * 40, \
+                f"{run}: weights per rank {params} are not 1/{world} of {params1}"
 PY

@@ -142,6 +142,14 @@ void Collectives::all_reduce(const at::Tensor& tensor, ReduceOp op, Timeout time
   execute(call, [&] { run_all_reduce(tensor, op, call); });
 }
 
+PendingCollective Collectives::all_reduce_async(const at::Tensor& tensor, ReduceOp op, Timeout timeout) {
+  check_dense(rank_, "all_reduce", "tensor", tensor);
+  auto call = describe("all_reduce", &tensor, timeout);
+  PendingCollective pending;
+  execute(call, [&] { pending = run_all_reduce_async(tensor, op, call); });
+  return pending;
+}
+
 void Collectives::broadcast(const at::Tensor& tensor, int root, Timeout timeout) {
   check_dense(rank_, "broadcast", "tensor", tensor);
   if (root < 0 || root >= world_size_) {

@@ -31,6 +31,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
 
 namespace pdsd::dist {
 
@@ -55,6 +56,37 @@ struct CollectiveCall {
 // "float32" for at::kFloat: the names users know from torch (torch.float32), not ATen's "Float".
 std::string dtype_name(const at::Tensor& tensor);
 
+// A collective issued without waiting for it (Collectives::all_reduce_async). wait() makes what the
+// caller does next see its result: with NCCL the caller's current CUDA stream is ordered after it
+// (the host still does not wait); backends without streams had finished it already. The tensors stay
+// alive until then. Destroying a handle that was not waited for waits.
+class PendingCollective {
+ public:
+  PendingCollective() = default;
+  explicit PendingCollective(std::function<void()> wait) : wait_(std::move(wait)) {}
+  PendingCollective(PendingCollective&& other) noexcept : wait_(std::exchange(other.wait_, nullptr)) {}
+  PendingCollective& operator=(PendingCollective&& other) noexcept {
+    if (this != &other) {
+      finish_quietly();
+      wait_ = std::exchange(other.wait_, nullptr);
+    }
+    return *this;
+  }
+  ~PendingCollective() { finish_quietly(); }
+  void wait() {
+    if (auto w = std::exchange(wait_, nullptr)) w();
+  }
+
+ private:
+  void finish_quietly() noexcept {
+    try {
+      wait();
+    } catch (...) {  // a destructor must not throw; the backend has recorded the failure
+    }
+  }
+  std::function<void()> wait_;
+};
+
 class Collectives {
  public:
   Collectives(int rank, int world_size, std::chrono::milliseconds default_timeout);
@@ -77,6 +109,9 @@ class Collectives {
   // Reduces `input_flat` across ranks and keeps this rank's part: output_shard = reduced[r·n, (r+1)·n).
   void reduce_scatter(const at::Tensor& output_shard, const at::Tensor& input_flat, ReduceOp op = ReduceOp::sum,
                       Timeout timeout = {});
+  // all_reduce, issued without waiting: the caller overlaps other work with it (DDP's gradient
+  // buckets during backward) and calls wait() on the handle before using `tensor`.
+  PendingCollective all_reduce_async(const at::Tensor& tensor, ReduceOp op = ReduceOp::sum, Timeout timeout = {});
   // Returns once every rank has entered the barrier.
   void barrier(Timeout timeout = {});
   // True when the backend reduces GPU tensors where they are (NCCL); false when it moves host memory
@@ -93,6 +128,11 @@ class Collectives {
   virtual void run_reduce_scatter(const at::Tensor& output_shard, const at::Tensor& input_flat, ReduceOp op,
                                   const CollectiveCall& call) = 0;
   virtual void run_barrier(const CollectiveCall& call) = 0;
+  // Backends that can leave a collective running return a handle; by default it is run to the end.
+  virtual PendingCollective run_all_reduce_async(const at::Tensor& tensor, ReduceOp op, const CollectiveCall& call) {
+    run_all_reduce(tensor, op, call);
+    return {};
+  }
   // Names the backend in a failure's cause: "gloo".
   virtual const char* backend_name() const = 0;
 

@@ -162,6 +162,17 @@ class NcclCollectives final : public Collectives {
     }, call);
   }
 
+  PendingCollective run_all_reduce_async(const at::Tensor& tensor, ReduceOp op, const CollectiveCall& call) override {
+    if (tensor.is_cpu()) {  // staged through the GPU and back: nothing to overlap
+      run_all_reduce(tensor, op, call);
+      return {};
+    }
+    return staged({tensor}, [&](const std::vector<at::Tensor>& t, cudaStream_t s) {
+      PDSD_NCCL_CHECK(ncclAllReduce(t[0].data_ptr(), t[0].data_ptr(), static_cast<size_t>(t[0].numel()), nccl_type(t[0]),
+                                    nccl_op(op), comm_, s));
+    }, call, /*wait_now=*/false);
+  }
+
   void run_broadcast(const at::Tensor& tensor, int root, const CollectiveCall& call) override {
     staged({tensor}, [&](const std::vector<at::Tensor>& t, cudaStream_t s) {
       PDSD_NCCL_CHECK(ncclBroadcast(t[0].data_ptr(), t[0].data_ptr(), static_cast<size_t>(t[0].numel()), nccl_type(t[0]),
@@ -203,8 +214,11 @@ class NcclCollectives final : public Collectives {
 
   // Runs `issue` on the communicator's stream, ordered after the current stream's work and before
   // its later work. CPU tensors go to the GPU and back (the host then waits for them).
+  // With wait_now false the current stream is not ordered after the collective yet: the returned
+  // handle does that when waited for, and keeps the tensors alive until then.
   template <class Issue>
-  void staged(const std::vector<at::Tensor>& tensors, Issue&& issue, const CollectiveCall& call) {
+  PendingCollective staged(const std::vector<at::Tensor>& tensors, Issue&& issue, const CollectiveCall& call,
+                           bool wait_now = true) {
     c10::cuda::CUDAGuard guard(device_);
     std::vector<at::Tensor> on_gpu;
     bool any_cpu = false;
@@ -241,7 +255,20 @@ class NcclCollectives final : public Collectives {
     }
     cudaEvent_t done = take_event();
     PDSD_CUDA_CHECK(cudaEventRecord(done, stream_->stream()));
-    PDSD_CUDA_CHECK(cudaStreamWaitEvent(current, done, 0));
+    PendingCollective pending;
+    if (wait_now) {
+      PDSD_CUDA_CHECK(cudaStreamWaitEvent(current, done, 0));
+    } else {
+      cudaEvent_t mine;  // the handle's own: `done` goes back to the pool once the watchdog retires it
+      PDSD_CUDA_CHECK(cudaEventCreateWithFlags(&mine, cudaEventDisableTiming));
+      PDSD_CUDA_CHECK(cudaEventRecord(mine, stream_->stream()));
+      pending = PendingCollective([mine, device = device_, keep = on_gpu] {
+        c10::cuda::CUDAGuard guard(device);
+        const cudaError_t waited = cudaStreamWaitEvent(c10::cuda::getCurrentCUDAStream(device).stream(), mine, 0);
+        cudaEventDestroy(mine);
+        PDSD_CUDA_CHECK(waited);
+      });
+    }
     give_event(ready);  // recorded work keeps its own reference; the handle can be reused once done is
     {
       std::lock_guard lock(mutex_);
@@ -252,6 +279,7 @@ class NcclCollectives final : public Collectives {
         if (tensors[i].is_cpu()) tensors[i].copy_(on_gpu[i]);  // a blocking copy: the host waits here
       }
     }
+    return pending;
   }
 
   cudaEvent_t take_event() {

@@ -21,6 +21,7 @@
 #include "worker/tokenizer/tokenizer.h"
 #include "worker/train/batch_plan.h"
 #include "worker/train/causal_lm_loss.h"
+#include "worker/train/gradient_buckets.h"
 #include "worker/train/checkpoint.h"
 #include "worker/train/save_signals.h"
 #include "worker/train/sharded_adamw.h"
@@ -315,6 +316,24 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
       log::info("zero_stage 3: ", zero3_params->parameter_bytes(), " bytes of weights at rest on this rank (1/",
                 env.world_size, " of each layer); each layer is gathered for its forward and backward");
     }
+  }
+  std::unique_ptr<GradientBuckets> buckets;
+  if (collectives != nullptr && env.world_size > 1 && config.zero_stage == 0) {
+    // DDP: gradients all-reduced bucket by bucket while backward runs (NCCL overlaps them; Gloo,
+    // which moves host memory, reduces each bucket as it completes).
+    buckets = std::make_unique<GradientBuckets>(
+        trainable,
+        [collectives](const at::Tensor& flat) -> dist::PendingCollective {
+          if (flat.is_cpu() || collectives->reduces_on_gpu()) return collectives->all_reduce_async(flat);
+          at::Tensor host = flat.cpu();
+          collectives->all_reduce(host);
+          flat.copy_(host);
+          return {};
+        },
+        config.ddp_bucket_cap_mb);
+    if (lead) log::info("DDP: ", buckets->bucket_count(), " gradient bucket(s) of up to ", config.ddp_bucket_cap_mb, " MB, reduced during backward");
+    options.before_last_backward = [&buckets] { buckets->arm(); };
+    options.reduce_gradients = [&buckets] { buckets->finish(); };
   }
   std::unique_ptr<ShardedAdamW> sharded;
   if (collectives != nullptr && env.world_size > 1 && config.zero_stage > 0 && !trainable.empty()) {

@@ -78,9 +78,11 @@ StepRecord Trainer::step(const std::vector<TrainBatch>& micro_batches) {
   model_.set_training(true);
   double loss_sum = 0;
   if (options_.before_forward) options_.before_forward();
-  for (const auto& b : micro_batches) {
+  for (size_t i = 0; i < micro_batches.size(); ++i) {
+    const auto& b = micro_batches[i];
     at::Tensor hidden = model_.hidden_states(b.tokens);
     LossSum loss = causal_lm_loss(hidden, model_.lm_head_weight(), b.labels, options_.loss_chunk_tokens);
+    if (i + 1 == micro_batches.size() && options_.before_last_backward) options_.before_last_backward();
     (loss.sum / static_cast<double>(step_tokens)).backward();
     loss_sum += loss.sum.item<double>();
   }
@@ -88,6 +90,11 @@ StepRecord Trainer::step(const std::vector<TrainBatch>& micro_batches) {
   if (options_.sharded_step) {
     at::Tensor loss_total = at::tensor({loss_sum}, at::kDouble);
     if (options_.all_reduce_sum) options_.all_reduce_sum(loss_total);
+    loss_sum = loss_total.item<double>();
+  } else if (options_.reduce_gradients) {
+    options_.reduce_gradients();
+    at::Tensor loss_total = at::tensor({loss_sum}, at::kDouble);
+    options_.all_reduce_sum(loss_total);
     loss_sum = loss_total.item<double>();
   } else if (options_.all_reduce_sum) {
     // One flat buffer for all gradients: one collective per step instead of one per tensor.

@@ -54,6 +54,10 @@ struct TrainerOptions {
   // (or the evaluation), to gather and free the weights used across the whole pass.
   std::function<void()> before_forward;
   std::function<void()> after_forward;
+  // DDP with gradient buckets (gradient_buckets.h): armed before a step's last backward, finished
+  // after it; when set they replace the one flat all-reduce after backward.
+  std::function<void()> before_last_backward;
+  std::function<void()> reduce_gradients;
   // Called after every optimizer step with its 1-based number (checkpoints hang here).
   std::function<void(int64_t step)> on_step_end;
   // Called on every rank after every optimizer step with its record's figures (progress reports).
