@@ -159,7 +159,7 @@ void Collectives::broadcast(const at::Tensor& tensor, int root, Timeout timeout)
   execute(call, [&] { run_broadcast(tensor, root, call); });
 }
 
-void Collectives::all_gather(const at::Tensor& output_flat, const at::Tensor& input, Timeout timeout) {
+CollectiveCall Collectives::checked_all_gather(const at::Tensor& output_flat, const at::Tensor& input, Timeout timeout) const {
   check_dense(rank_, "all_gather", "output", output_flat);
   check_dense(rank_, "all_gather", "input", input);
   check_same_dtype(rank_, "all_gather", output_flat, input);
@@ -167,8 +167,19 @@ void Collectives::all_gather(const at::Tensor& output_flat, const at::Tensor& in
     throw Error(str("rank ", rank_, ": all_gather: output has ", output_flat.numel(), " elements but ", world_size_,
                     " ranks x ", input.numel(), " input elements make ", input.numel() * world_size_));
   }
-  auto call = describe("all_gather", &output_flat, timeout);
+  return describe("all_gather", &output_flat, timeout);
+}
+
+void Collectives::all_gather(const at::Tensor& output_flat, const at::Tensor& input, Timeout timeout) {
+  auto call = checked_all_gather(output_flat, input, timeout);
   execute(call, [&] { run_all_gather(output_flat, input, call); });
+}
+
+PendingCollective Collectives::all_gather_async(const at::Tensor& output_flat, const at::Tensor& input, Timeout timeout) {
+  auto call = checked_all_gather(output_flat, input, timeout);
+  PendingCollective pending;
+  execute(call, [&] { pending = run_all_gather_async(output_flat, input, call); });
+  return pending;
 }
 
 void Collectives::reduce_scatter(const at::Tensor& output_shard, const at::Tensor& input_flat, ReduceOp op,

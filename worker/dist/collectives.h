@@ -112,6 +112,8 @@ class Collectives {
   // all_reduce, issued without waiting: the caller overlaps other work with it (DDP's gradient
   // buckets during backward) and calls wait() on the handle before using `tensor`.
   PendingCollective all_reduce_async(const at::Tensor& tensor, ReduceOp op = ReduceOp::sum, Timeout timeout = {});
+  // all_gather, issued without waiting (ZeRO-3's prefetch of the next layer).
+  PendingCollective all_gather_async(const at::Tensor& output_flat, const at::Tensor& input, Timeout timeout = {});
   // Returns once every rank has entered the barrier.
   void barrier(Timeout timeout = {});
   // True when the backend reduces GPU tensors where they are (NCCL); false when it moves host memory
@@ -133,11 +135,17 @@ class Collectives {
     run_all_reduce(tensor, op, call);
     return {};
   }
+  virtual PendingCollective run_all_gather_async(const at::Tensor& output_flat, const at::Tensor& input,
+                                                 const CollectiveCall& call) {
+    run_all_gather(output_flat, input, call);
+    return {};
+  }
   // Names the backend in a failure's cause: "gloo".
   virtual const char* backend_name() const = 0;
 
  private:
   CollectiveCall describe(const char* op, const at::Tensor* largest, Timeout timeout) const;
+  CollectiveCall checked_all_gather(const at::Tensor& output_flat, const at::Tensor& input, Timeout timeout) const;
   void execute(const CollectiveCall& call, const std::function<void()>& run);
 
   int rank_;

@@ -187,6 +187,18 @@ class NcclCollectives final : public Collectives {
     }, call);
   }
 
+  PendingCollective run_all_gather_async(const at::Tensor& output_flat, const at::Tensor& input,
+                                         const CollectiveCall& call) override {
+    if (output_flat.is_cpu() || input.is_cpu()) {
+      run_all_gather(output_flat, input, call);
+      return {};
+    }
+    return staged({output_flat, input}, [&](const std::vector<at::Tensor>& t, cudaStream_t s) {
+      PDSD_NCCL_CHECK(ncclAllGather(t[1].data_ptr(), t[0].data_ptr(), static_cast<size_t>(t[1].numel()), nccl_type(t[1]),
+                                    comm_, s));
+    }, call, /*wait_now=*/false);
+  }
+
   void run_reduce_scatter(const at::Tensor& output_shard, const at::Tensor& input_flat, ReduceOp op,
                           const CollectiveCall& call) override {
     staged({output_shard, input_flat}, [&](const std::vector<at::Tensor>& t, cudaStream_t s) {

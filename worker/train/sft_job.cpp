@@ -294,9 +294,20 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
       at::Tensor copy = t;
       options.all_reduce_sum(copy);
     };
+    // ZeRO-3 prefetches the next layer with this: NCCL leaves the all-gather running; through Gloo
+    // it is done at once (the same order of collectives, nothing to overlap).
+    comm.all_gather_async = [=](const at::Tensor& out, const at::Tensor& in) -> dist::PendingCollective {
+      if (on_gpu) return collectives->all_gather_async(out, in);
+      host_call(out, in, [&](const at::Tensor& o, const at::Tensor& i) { collectives->all_gather(o, i); });
+      return {};
+    };
   } else {
     comm.reduce_scatter_sum = [](const at::Tensor& out, const at::Tensor& in) { out.copy_(in); };
     comm.all_gather = [](const at::Tensor& out, const at::Tensor& in) { out.copy_(in); };
+    comm.all_gather_async = [](const at::Tensor& out, const at::Tensor& in) {
+      out.copy_(in);
+      return dist::PendingCollective();
+    };
     comm.all_reduce_sum = [](const at::Tensor&) {};
   }
   std::unique_ptr<Zero3Parameters> zero3_params;

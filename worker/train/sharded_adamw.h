@@ -14,6 +14,7 @@
 #include <functional>
 #include <vector>
 
+#include "worker/dist/collectives.h"
 #include "worker/train/adamw.h"
 #include "worker/train/trainer.h"
 
@@ -25,6 +26,8 @@ struct ShardComm {
   std::function<void(const at::Tensor& out_shard, const at::Tensor& in_flat)> reduce_scatter_sum;
   std::function<void(const at::Tensor& out_flat, const at::Tensor& in_shard)> all_gather;
   std::function<void(const at::Tensor&)> all_reduce_sum;
+  // all_gather issued without waiting (ZeRO-3 prefetch); unset: all_gather, then nothing to wait for.
+  std::function<dist::PendingCollective(const at::Tensor& out_flat, const at::Tensor& in_shard)> all_gather_async;
 };
 
 class ShardedAdamW {

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <optional>
+#include <utility>
 
 #include "common/error.h"
 #include "worker/train/flat_shard.h"
@@ -25,6 +26,8 @@ struct Zero3Parameters::Unit {
   at::Tensor full;                                 // [padded] while gathered
   std::vector<at::Tensor> leaves;                  // the weights handed to the model while gathered
   bool gathered = false;
+  at::Tensor prefetched;                           // [padded], being gathered ahead of use
+  dist::PendingCollective prefetch;                // its all-gather
 };
 
 namespace {
@@ -53,6 +56,7 @@ struct Zero3LayerFunction : public torch::autograd::Function<Zero3LayerFunction>
     ctx->save_for_backward({x, cos, sin});
     Zero3Parameters::Unit& unit = *z->units_[static_cast<size_t>(layer) + 1];
     z->gather(unit, /*as_leaves=*/false);
+    z->prefetch_layer(layer + 1);  // its all-gather runs while this layer computes
     at::Tensor out = z->model_.layer_forward(layer, x, cos, sin, mask);
     z->release(unit);
     return out;
@@ -66,6 +70,7 @@ struct Zero3LayerFunction : public torch::autograd::Function<Zero3LayerFunction>
     Zero3Parameters::Unit& unit = *z->units_[static_cast<size_t>(layer) + 1];
     at::Tensor mask = ctx->saved_data["has_mask"].toBool() ? ctx->saved_data["mask"].toTensor() : at::Tensor();
     z->gather(unit, /*as_leaves=*/unit.trains);
+    z->prefetch_layer(layer - 1);  // backward runs the layers in reverse
     at::Generator gen = at::globalContext().defaultGenerator(saved[0].device());
     at::Tensor rng_now = gen.get_state();
     gen.set_state(ctx->saved_data["rng"].toTensor());
@@ -148,8 +153,13 @@ void Zero3Parameters::gather(Unit& unit, bool as_leaves) {
   // leaves: gathered from the fp32 masters, they accumulate in fp32 (as whole weights do without
   // ZeRO-3). Layers are reduced into the fp32 shard after every backward, so bf16 suffices there.
   const at::Tensor& source = as_leaves && &unit == units_[0].get() ? unit.master : unit.shard;
-  unit.full = at::empty({layout.padded}, source.options());
-  comm_.all_gather(unit.full, source);
+  if (unit.prefetched.defined()) {  // gathered ahead, from the compute shard
+    unit.prefetch.wait();
+    unit.full = std::exchange(unit.prefetched, at::Tensor());
+  } else {
+    unit.full = at::empty({layout.padded}, source.options());
+    comm_.all_gather(unit.full, source);
+  }
   unit.leaves.clear();
   for (size_t i = 0; i < unit.names.size(); ++i) {
     at::Tensor w = unit.full.narrow(0, layout.offsets[i], c10::multiply_integers(unit.shapes[i])).view(unit.shapes[i]);
@@ -158,6 +168,15 @@ void Zero3Parameters::gather(Unit& unit, bool as_leaves) {
     unit.leaves.push_back(w);
   }
   unit.gathered = true;
+}
+
+void Zero3Parameters::prefetch_layer(int64_t layer) {
+  if (layer < 0 || layer >= static_cast<int64_t>(units_.size()) - 1 || !comm_.all_gather_async) return;
+  Unit& unit = *units_[static_cast<size_t>(layer) + 1];
+  if (unit.gathered || unit.prefetched.defined()) return;
+  at::NoGradGuard no_grad;
+  unit.prefetched = at::empty({unit.layout->padded}, unit.shard.options());
+  unit.prefetch = comm_.all_gather_async(unit.prefetched, unit.shard);
 }
 
 void Zero3Parameters::release(Unit& unit) {
@@ -192,6 +211,7 @@ CausalLM::LayerRunner Zero3Parameters::layer_runner() {
     }
     Unit& unit = *units_[static_cast<size_t>(layer) + 1];
     gather(unit, false);
+    prefetch_layer(layer + 1);
     at::Tensor out = model_.layer_forward(layer, x, cos, sin, mask);
     release(unit);
     return out;

@@ -3,7 +3,8 @@
 // on a rank except the one unit in use.
 //
 // Units: each decoder layer is one; the embeddings, final norm and lm_head form the "outer" unit.
-// A layer is gathered (all-gather of its flat shard) just before it runs and freed right after; in
+// A layer is gathered (all-gather of its flat shard) just before it runs — the next one is already
+// being gathered meanwhile (prefetch) — and freed right after; in
 // backward it is gathered again and the layer recomputed — ZeRO-3 implies activation checkpointing
 // here, one extra forward per layer, the price DeepSpeed users pay with gradient checkpointing on
 // anyway — and its gradients are reduce-scattered straight into this rank's fp32 gradient shard, so
@@ -77,6 +78,10 @@ class Zero3Parameters {
 
  private:
   void gather(Unit& unit, bool as_leaves);
+  // Starts gathering a layer ahead of its use (no-op when it is gathered or already on its way):
+  // forward prefetches the next layer, backward the previous one, so every rank issues the same
+  // all-gathers in the same order and at most two layers are whole at a time.
+  void prefetch_layer(int64_t layer);
   void release(Unit& unit);
   void reduce_gradients(Unit& unit);
   friend struct Zero3LayerFunction;
