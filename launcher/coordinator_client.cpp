@@ -58,48 +58,46 @@ grpc::Status CoordinatorClient::start_attempt(const std::string& agent_id, int a
   return stub_->StartAttempt(&context, request, &out);
 }
 
+namespace {
+// One unary call: the protocol version stamped, the token (and TLS) attached, the deadline set.
+template <class Request, class Call>
+grpc::Status unary(Request& request, const ControlSecurity& security, std::chrono::milliseconds timeout, Call&& call) {
+  request.set_protocol_version(v1::PROTOCOL_VERSION);
+  grpc::ClientContext context;
+  prepare_call(context, security, timeout);
+  return call(&context);
+}
+}  // namespace
+
 grpc::Status CoordinatorClient::heartbeat(const std::string& agent_id, int attempt, std::chrono::milliseconds timeout,
                                           v1::HeartbeatResponse& out) {
   v1::HeartbeatRequest request;
-  request.set_protocol_version(v1::PROTOCOL_VERSION);
   request.set_agent_id(agent_id);
   request.set_attempt(attempt);
-  grpc::ClientContext context;
-  prepare_call(context, security_, timeout);
-  return stub_->Heartbeat(&context, request, &out);
+  return unary(request, security_, timeout, [&](grpc::ClientContext* c) { return stub_->Heartbeat(c, request, &out); });
 }
 
 grpc::Status CoordinatorClient::report_exit(v1::WorkersExitRequest request, std::chrono::milliseconds timeout,
                                             v1::WorkersExitResponse& out) {
-  request.set_protocol_version(v1::PROTOCOL_VERSION);
-  grpc::ClientContext context;
-  prepare_call(context, security_, timeout);
-  return stub_->ReportWorkersExit(&context, request, &out);
+  return unary(request, security_, timeout,
+               [&](grpc::ClientContext* c) { return stub_->ReportWorkersExit(c, request, &out); });
 }
 
 grpc::Status CoordinatorClient::status(std::chrono::milliseconds timeout, v1::StatusResponse& out) {
   v1::StatusRequest request;
-  request.set_protocol_version(v1::PROTOCOL_VERSION);
-  grpc::ClientContext context;
-  prepare_call(context, security_, timeout);
-  return stub_->GetStatus(&context, request, &out);
+  return unary(request, security_, timeout, [&](grpc::ClientContext* c) { return stub_->GetStatus(c, request, &out); });
 }
 
 grpc::Status CoordinatorClient::checkpoint(std::chrono::milliseconds timeout, v1::CheckpointResponse& out) {
   v1::CheckpointRequest request;
-  request.set_protocol_version(v1::PROTOCOL_VERSION);
-  grpc::ClientContext context;
-  prepare_call(context, security_, timeout);
-  return stub_->RequestCheckpoint(&context, request, &out);
+  return unary(request, security_, timeout,
+               [&](grpc::ClientContext* c) { return stub_->RequestCheckpoint(c, request, &out); });
 }
 
 grpc::Status CoordinatorClient::stop(const std::string& reason, std::chrono::milliseconds timeout, v1::StopResponse& out) {
   v1::StopRequest request;
-  request.set_protocol_version(v1::PROTOCOL_VERSION);
   request.set_reason(reason);
-  grpc::ClientContext context;
-  prepare_call(context, security_, timeout);
-  return stub_->RequestStop(&context, request, &out);
+  return unary(request, security_, timeout, [&](grpc::ClientContext* c) { return stub_->RequestStop(c, request, &out); });
 }
 
 }  // namespace pdsd
