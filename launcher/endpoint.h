@@ -20,6 +20,10 @@ enum class BindProbe { bindable, in_use, not_local };
 // agent that can bind the rendezvous address; another agent on the same host finds it in use.
 BindProbe probe_bind(const Endpoint& endpoint);
 
+// Whether `host` names an address of this machine, found by binding a socket to it on port 0 (which
+// never competes with anyone for the endpoint's port, unlike probe_bind).
+bool is_local_host(const std::string& host);
+
 // A TCP port the kernel considers free on `host` right now (as torchrun picks MASTER_PORT).
 int free_port(const std::string& host = "127.0.0.1");
 

@@ -89,7 +89,9 @@ int run(int argc, char** argv) {
                                       pdsd::kDefaultRdzvPort, "--rdzv-endpoint");
     coordinator.master_addr = opt.master_addr_given ? opt.master_addr : rendezvous.host;
     coordinator.master_port = opt.master_port_given ? opt.master_port : 0;
-    pdsd::BindProbe probe = pdsd::probe_bind(rendezvous);
+    // Only an agent that may host the coordinator tries the port: a probe by another agent on this
+    // host would hold it for a moment and could make node 0's own bind fail.
+    pdsd::BindProbe probe = opt.node_rank > 0 ? pdsd::BindProbe::not_local : pdsd::probe_bind(rendezvous);
     if (opt.node_rank == 0 && probe != pdsd::BindProbe::bindable) {
       throw pdsd::InputError(pdsd::str("node rank 0 hosts the coordinator at --rdzv-endpoint ", rendezvous.str(), ", but this host cannot bind it (",
                                        probe == pdsd::BindProbe::in_use ? "address in use" : "not an address of this host",
@@ -126,7 +128,7 @@ int run(int argc, char** argv) {
   } else {
     if (security.token.empty()) {
       // On the coordinator's host (two shells on one machine) its generated token is in the registry.
-      const bool local = pdsd::probe_bind(rendezvous) != pdsd::BindProbe::not_local;
+      const bool local = pdsd::is_local_host(rendezvous.host);
       security.token = token_from_registry(rendezvous, local ? opt.join_timeout_s : 0);
       if (security.token.empty()) {
         throw pdsd::InputError(pdsd::str("a multi-node job needs its token on every node: set PDSD_JOB_TOKEN (e.g. export "
