@@ -18,24 +18,15 @@ workers() { pgrep "$@" -f "^sh -c touch .*$marker"; }  # the agents' command lin
 bound=20  # seconds: heartbeat_timeout (2) + stop grace (3) + slack for a loaded machine
 
 run_case() {  # $1: which node's agent to kill
-  local victim_node=$1 p pid0 pid1 survivor_pid survivor_node try
-  for try in 1 2 3; do  # a port taken by another process between choosing and binding: choose again
-    p=$(port)
-    rm -f "$out"/up.*
-    for n in 0 1; do
-      "$bin/pdsd-launch" --nnodes 2 --nproc 2 --node-rank $n --rdzv-endpoint "127.0.0.1:$p" --stop-grace 3 \
-        --rdzv-conf heartbeat_interval=0.25,heartbeat_timeout=2 -- "${worker[@]}" > "$out/case$victim_node.agent$n.txt" 2>&1 &
-      eval "pid$n=\$!"
-    done
-    for _ in $(seq 400); do
-      [ -e "$out/up.0" ] && [ -e "$out/up.1" ] && [ -e "$out/up.2" ] && [ -e "$out/up.3" ] && break
-      grep -qs "address in use" "$out"/case$victim_node.agent*.txt && break
-      sleep 0.05
-    done
-    grep -qs "address in use" "$out"/case$victim_node.agent*.txt || break
-    kill -9 "$pid0" "$pid1" 2>/dev/null || true
-    wait "$pid0" "$pid1" 2>/dev/null || true
+  local victim_node=$1 p pid0 pid1 survivor_pid survivor_node
+  p=$(port)
+  rm -f "$out"/up.*
+  for n in 0 1; do
+    "$bin/pdsd-launch" --nnodes 2 --nproc 2 --node-rank $n --rdzv-endpoint "127.0.0.1:$p" --stop-grace 3 \
+      --rdzv-conf heartbeat_interval=0.25,heartbeat_timeout=2 -- "${worker[@]}" > "$out/case$victim_node.agent$n.txt" 2>&1 &
+    eval "pid$n=\$!"
   done
+  for _ in $(seq 400); do [ -e "$out/up.0" ] && [ -e "$out/up.1" ] && [ -e "$out/up.2" ] && [ -e "$out/up.3" ] && break; sleep 0.05; done
   [ -e "$out/up.3" ] || { echo "workers did not start"; cat "$out"/case$victim_node.*; exit 1; }
   [ "$(workers -c)" = 4 ] || { echo "expected 4 workers"; workers -a; exit 1; }
   eval "kill -9 \$pid$victim_node"

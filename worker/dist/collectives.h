@@ -116,8 +116,8 @@ class Collectives {
   PendingCollective all_gather_async(const at::Tensor& output_flat, const at::Tensor& input, Timeout timeout = {});
   // Returns once every rank has entered the barrier.
   void barrier(Timeout timeout = {});
-  // True when the backend reduces GPU tensors where they are (NCCL); false when it moves host memory
-  // only (Gloo), so callers stage GPU tensors through host copies.
+  // True when the backend reduces GPU tensors where they are (NCCL); false when it stages them
+  // through host copies (Gloo): the same results, without overlap.
   virtual bool reduces_on_gpu() const { return false; }
 
  protected:

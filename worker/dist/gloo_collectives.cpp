@@ -66,12 +66,16 @@ class GlooCollectives final : public Collectives {
  protected:
   const char* backend_name() const override { return "gloo"; }
 
+  // Gloo moves host memory: a GPU tensor is copied to the host, reduced there, and copied back
+  // (through `on_host`), so callers hand every backend the same tensors.
   void run_all_reduce(const at::Tensor& tensor, ReduceOp op, const CollectiveCall& call) override {
     c10d::AllreduceOptions opts;
     opts.reduceOp = to_c10d(op);
     opts.timeout = call.timeout;
-    std::vector<at::Tensor> tensors{tensor};
-    wait(backend_->allreduce(tensors, opts), call);
+    on_host({tensor}, [&](const std::vector<at::Tensor>& t) {
+      std::vector<at::Tensor> tensors{t[0]};
+      wait(backend_->allreduce(tensors, opts), call);
+    });
   }
 
   void run_broadcast(const at::Tensor& tensor, int root, const CollectiveCall& call) override {
@@ -79,8 +83,10 @@ class GlooCollectives final : public Collectives {
     opts.rootRank = root;
     opts.rootTensor = 0;
     opts.timeout = call.timeout;
-    std::vector<at::Tensor> tensors{tensor};
-    wait(backend_->broadcast(tensors, opts), call);
+    on_host({tensor}, [&](const std::vector<at::Tensor>& t) {
+      std::vector<at::Tensor> tensors{t[0]};
+      wait(backend_->broadcast(tensors, opts), call);
+    });
   }
 
   void run_all_gather(const at::Tensor& output_flat, const at::Tensor& input, const CollectiveCall& call) override {
@@ -88,9 +94,10 @@ class GlooCollectives final : public Collectives {
     opts.timeout = call.timeout;
     // Flat views: c10d splits the output into world_size equal chunks along dim 0, which for an
     // N-d output would not be "rank r's elements are [r·n, (r+1)·n)".
-    at::Tensor out = output_flat.view({-1});
-    at::Tensor in = input.view({-1});
-    wait(backend_->_allgather_base(out, in, opts), call);
+    on_host({output_flat, input}, [&](const std::vector<at::Tensor>& t) {
+      at::Tensor out = t[0].view({-1}), in = t[1].view({-1});
+      wait(backend_->_allgather_base(out, in, opts), call);
+    });
   }
 
   void run_reduce_scatter(const at::Tensor& output_shard, const at::Tensor& input_flat, ReduceOp op,
@@ -98,9 +105,10 @@ class GlooCollectives final : public Collectives {
     c10d::ReduceScatterOptions opts;
     opts.reduceOp = to_c10d(op);
     opts.timeout = call.timeout;
-    at::Tensor out = output_shard.view({-1});
-    at::Tensor in = input_flat.view({-1});
-    wait(backend_->_reduce_scatter_base(out, in, opts), call);
+    on_host({output_shard, input_flat}, [&](const std::vector<at::Tensor>& t) {
+      at::Tensor out = t[0].view({-1}), in = t[1].view({-1});
+      wait(backend_->_reduce_scatter_base(out, in, opts), call);
+    });
   }
 
   void run_barrier(const CollectiveCall& call) override {
@@ -116,6 +124,16 @@ class GlooCollectives final : public Collectives {
   static void wait(const c10::intrusive_ptr<c10d::Work>& work, const CollectiveCall& call) {
     milliseconds backstop = call.timeout + std::max(milliseconds(2000), call.timeout / 10);
     work->wait(backstop);
+  }
+
+  // Runs `op` on host copies of the tensors that live on a GPU (the others as they are), then copies
+  // the first tensor — every operation's output — back where it came from.
+  template <class Op>
+  static void on_host(const std::vector<at::Tensor>& tensors, Op&& op) {
+    std::vector<at::Tensor> host;
+    for (const auto& t : tensors) host.push_back(t.is_cpu() ? t : t.cpu());
+    op(host);
+    if (!tensors[0].is_cpu()) tensors[0].copy_(host[0]);
   }
 
   c10::intrusive_ptr<c10d::Store> store_;

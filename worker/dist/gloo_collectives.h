@@ -1,5 +1,6 @@
-// Collectives over Gloo (CPU tensors, TCP), through libtorch's c10d::ProcessGroupGloo: what
-// torch.distributed uses for backend="gloo", so results and wire behaviour match a torchrun job's.
+// Collectives over Gloo (TCP, host memory; GPU tensors are staged through host copies), through
+// libtorch's c10d::ProcessGroupGloo: what torch.distributed uses for backend="gloo", so results and
+// wire behaviour match a torchrun job's.
 //
 //   auto env = pdsd::read_worker_env();                     // RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT
 //   auto c = make_gloo_collectives(env, GlooCollectivesOptions::from_job(job));

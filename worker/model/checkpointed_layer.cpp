@@ -18,22 +18,28 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
   // The mask travels beside the tensor inputs: it may be undefined (plain causal), which autograd's
   // inputs may not be, and it never needs a gradient.
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                            int64_t mask_address, int64_t layer, const CausalLM* model) {
+                            int64_t mask_address, int64_t layer, const CausalLM* model, LayerWeights* weights) {
     const at::Tensor& mask = *reinterpret_cast<const at::Tensor*>(mask_address);
     ctx->saved_data["has_mask"] = mask.defined();
     if (mask.defined()) ctx->saved_data["mask"] = mask;
     ctx->saved_data["layer"] = layer;
     ctx->saved_data["model"] = reinterpret_cast<int64_t>(model);
+    ctx->saved_data["weights"] = reinterpret_cast<int64_t>(weights);
     // The generator of the device the layer runs on (CPU or CUDA): dropout draws from it.
     ctx->saved_data["rng"] = at::globalContext().defaultGenerator(x.device()).get_state();
     ctx->save_for_backward({x, cos, sin});
-    return model->layer_forward(layer, x, cos, sin, mask);  // grad mode is off inside forward
+    if (weights != nullptr) weights->acquire(layer, /*for_backward=*/false);
+    at::Tensor out = model->layer_forward(layer, x, cos, sin, mask);  // grad mode is off inside forward
+    if (weights != nullptr) weights->release(layer, /*after_backward=*/false);
+    return out;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_output) {
     auto saved = ctx->get_saved_variables();
     const auto* model = reinterpret_cast<const CausalLM*>(ctx->saved_data["model"].toInt());
     const int64_t layer = ctx->saved_data["layer"].toInt();
+    auto* weights = reinterpret_cast<LayerWeights*>(ctx->saved_data["weights"].toInt());
+    if (weights != nullptr) weights->acquire(layer, /*for_backward=*/true);
     at::Generator gen = at::globalContext().defaultGenerator(saved[0].device());
     at::Tensor rng_now = gen.get_state();
     gen.set_state(ctx->saved_data["rng"].toTensor());  // the same dropout masks as the first pass
@@ -47,15 +53,17 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
     gen.set_state(rng_now);
     // Parameters are leaves: their gradients accumulate as this inner backward runs.
     torch::autograd::backward({out}, {grad_output[0]});
-    return {x.requires_grad() ? x.grad() : at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    if (weights != nullptr) weights->release(layer, /*after_backward=*/true);
+    return {x.requires_grad() ? x.grad() : at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(),
+            at::Tensor(), at::Tensor()};
   }
 };
 
 }  // namespace
 
 at::Tensor checkpointed_layer_forward(const CausalLM& model, int64_t layer, const at::Tensor& x, const at::Tensor& cos,
-                                      const at::Tensor& sin, const at::Tensor& attention_mask) {
-  return CheckpointedLayer::apply(x, cos, sin, reinterpret_cast<int64_t>(&attention_mask), layer, &model);
+                                      const at::Tensor& sin, const at::Tensor& attention_mask, LayerWeights* weights) {
+  return CheckpointedLayer::apply(x, cos, sin, reinterpret_cast<int64_t>(&attention_mask), layer, &model, weights);
 }
 
 }  // namespace pdsd

@@ -265,42 +265,17 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
                                                      plan.steps_per_epoch());
   const std::string resume_dir = choose_checkpoint(checkpoints, resume_from);
   if (lead && resume_dir.empty() && fs::exists(options.log_path)) fs::remove(options.log_path);  // a resumed run appends
-  if (collectives != nullptr && env.world_size > 1) {
-    options.all_reduce_sum = [collectives](at::Tensor& t) {
-      if (t.is_cpu() || collectives->reduces_on_gpu()) return collectives->all_reduce(t);
-      at::Tensor host = t.cpu();  // Gloo moves host memory; NCCL reduces on the GPU
-      collectives->all_reduce(host);
-      t.copy_(host);
-    };
-  }
-  // The collectives ZeRO uses; for one process they are copies.
+  // The collectives the trainer and ZeRO use; for one process ZeRO's are copies. (Gloo stages GPU
+  // tensors through the host itself; NCCL leaves ZeRO-3's prefetching all-gathers running.)
   ShardComm comm{.rank = env.rank, .world_size = env.world_size};
   if (collectives != nullptr && env.world_size > 1) {
-    // Gloo moves host memory: GPU tensors go through host copies (NCCL reduces them in place).
-    const bool on_gpu = collectives->reduces_on_gpu();
-    auto host_call = [on_gpu](const at::Tensor& out, const at::Tensor& in, auto&& op) {
-      if (on_gpu || (out.is_cpu() && in.is_cpu())) return op(out, in);
-      at::Tensor out_host = out.cpu(), in_host = in.cpu();
-      op(out_host, in_host);
-      out.copy_(out_host);
+    options.all_reduce_sum = [collectives](at::Tensor& t) { collectives->all_reduce(t); };
+    comm.reduce_scatter_sum = [collectives](const at::Tensor& out, const at::Tensor& in) { collectives->reduce_scatter(out, in); };
+    comm.all_gather = [collectives](const at::Tensor& out, const at::Tensor& in) { collectives->all_gather(out, in); };
+    comm.all_gather_async = [collectives](const at::Tensor& out, const at::Tensor& in) {
+      return collectives->all_gather_async(out, in);
     };
-    comm.reduce_scatter_sum = [=](const at::Tensor& out, const at::Tensor& in) {
-      host_call(out, in, [&](const at::Tensor& o, const at::Tensor& i) { collectives->reduce_scatter(o, i); });
-    };
-    comm.all_gather = [=](const at::Tensor& out, const at::Tensor& in) {
-      host_call(out, in, [&](const at::Tensor& o, const at::Tensor& i) { collectives->all_gather(o, i); });
-    };
-    comm.all_reduce_sum = [=](const at::Tensor& t) {
-      at::Tensor copy = t;
-      options.all_reduce_sum(copy);
-    };
-    // ZeRO-3 prefetches the next layer with this: NCCL leaves the all-gather running; through Gloo
-    // it is done at once (the same order of collectives, nothing to overlap).
-    comm.all_gather_async = [=](const at::Tensor& out, const at::Tensor& in) -> dist::PendingCollective {
-      if (on_gpu) return collectives->all_gather_async(out, in);
-      host_call(out, in, [&](const at::Tensor& o, const at::Tensor& i) { collectives->all_gather(o, i); });
-      return {};
-    };
+    comm.all_reduce_sum = [collectives](const at::Tensor& t) { collectives->all_reduce(t); };
   } else {
     comm.reduce_scatter_sum = [](const at::Tensor& out, const at::Tensor& in) { out.copy_(in); };
     comm.all_gather = [](const at::Tensor& out, const at::Tensor& in) { out.copy_(in); };
@@ -330,17 +305,11 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
   }
   std::unique_ptr<GradientBuckets> buckets;
   if (collectives != nullptr && env.world_size > 1 && config.zero_stage == 0) {
-    // DDP: gradients all-reduced bucket by bucket while backward runs (NCCL overlaps them; Gloo,
-    // which moves host memory, reduces each bucket as it completes).
+    // DDP: gradients all-reduced bucket by bucket while backward runs (NCCL overlaps them; Gloo
+    // reduces each bucket as it completes).
     buckets = std::make_unique<GradientBuckets>(
         trainable,
-        [collectives](const at::Tensor& flat) -> dist::PendingCollective {
-          if (flat.is_cpu() || collectives->reduces_on_gpu()) return collectives->all_reduce_async(flat);
-          at::Tensor host = flat.cpu();
-          collectives->all_reduce(host);
-          flat.copy_(host);
-          return {};
-        },
+        [collectives](const at::Tensor& flat) { return collectives->all_reduce_async(flat); },
         config.ddp_bucket_cap_mb);
     if (lead) log::info("DDP: ", buckets->bucket_count(), " gradient bucket(s) of up to ", config.ddp_bucket_cap_mb, " MB, reduced during backward");
     options.before_last_backward = [&buckets] { buckets->arm(); };

@@ -51,6 +51,8 @@ Trainer::Trainer(CausalLM& model, std::vector<TrainableParameter> trainable, Tra
       trainable_(std::move(trainable)),
       options_(std::move(options)) {
   PDSD_CHECK(!trainable_.empty() || options_.sharded_step, "nothing to train: no trainable parameter");
+  PDSD_CHECK(!options_.all_reduce_sum || options_.reduce_gradients || options_.sharded_step,
+             "data parallelism needs a gradient reduction: reduce_gradients (DDP) or sharded_step (ZeRO)");
   if (!options_.sharded_step) optimizer_ = std::make_unique<AdamW>(tensors_of(trainable_), decay_of(trainable_), options_.adam);
 }
 
@@ -87,34 +89,13 @@ StepRecord Trainer::step(const std::vector<TrainBatch>& micro_batches) {
     loss_sum += loss.sum.item<double>();
   }
   if (options_.after_forward) options_.after_forward();
-  if (options_.sharded_step) {
-    at::Tensor loss_total = at::tensor({loss_sum}, at::kDouble);
-    if (options_.all_reduce_sum) options_.all_reduce_sum(loss_total);
-    loss_sum = loss_total.item<double>();
-  } else if (options_.reduce_gradients) {
-    options_.reduce_gradients();
+  // Data parallelism: DDP's buckets finish their reduction here (a ZeRO step reduces its own); the
+  // logged loss is the global one.
+  if (options_.reduce_gradients) options_.reduce_gradients();
+  if (options_.all_reduce_sum) {
     at::Tensor loss_total = at::tensor({loss_sum}, at::kDouble);
     options_.all_reduce_sum(loss_total);
     loss_sum = loss_total.item<double>();
-  } else if (options_.all_reduce_sum) {
-    // One flat buffer for all gradients: one collective per step instead of one per tensor.
-    at::NoGradGuard no_grad;
-    std::vector<at::Tensor> grads;
-    for (auto& p : trainable_) {
-      if (!p.tensor.grad().defined()) p.tensor.mutable_grad() = at::zeros_like(p.tensor);
-      grads.push_back(p.tensor.grad().reshape({-1}));
-    }
-    at::Tensor flat = at::cat(grads);
-    at::Tensor loss_total = at::tensor({loss_sum}, at::kDouble);
-    options_.all_reduce_sum(flat);
-    options_.all_reduce_sum(loss_total);
-    loss_sum = loss_total.item<double>();
-    int64_t offset = 0;
-    for (auto& p : trainable_) {
-      const int64_t n = p.tensor.numel();
-      p.tensor.mutable_grad().copy_(flat.narrow(0, offset, n).view_as(p.tensor));
-      offset += n;
-    }
   }
   StepRecord r;
   r.step = steps_done_ + 1;

@@ -1,8 +1,9 @@
 // The training loop of one process, read top to bottom like llm.c's: for each optimizer step, take
 // its micro-batches, count the predicted tokens of all of them, run forward + backward on each
 // (loss sum / that count, so accumulation equals one big batch), clip the gradient norm, update with
-// AdamW at the scheduled rate, log one line. The data-parallel engine will slot in between backward
-// and clipping (reduce gradients) without changing this shape.
+// AdamW at the scheduled rate, log one line. Data parallelism slots in between backward and clipping
+// (DDP's gradient buckets finish there; a ZeRO step reduces, clips and updates its shard) without
+// changing this shape.
 //
 //   Trainer trainer(model, trainable, options);
 //   trainer.train(total_steps, [&](int64_t step) { return loader.micro_batches(step); });
@@ -41,8 +42,9 @@ struct TrainerOptions {
   int64_t logging_steps = 10;
   int64_t loss_chunk_tokens = 1024;
   std::string log_path;  // trainer_log.jsonl; empty: none
-  // Data parallelism (DDP): sums a tensor over all ranks in place. When set, the step's token count
-  // and the gradients are summed across ranks, so every rank applies the same global update.
+  // Data parallelism: sums a tensor over all ranks in place. When set, the step's token count and
+  // loss are summed across ranks; the gradients are reduced by reduce_gradients (DDP) or inside
+  // sharded_step (ZeRO), one of which must be set too, so every rank applies the same global update.
   std::function<void(at::Tensor&)> all_reduce_sum;
   bool log_to_console = true;  // rank 0 logs; the others stay quiet
   // ZeRO-1/2: when set, reduction, clipping and the update happen in this sharded step instead
@@ -55,7 +57,7 @@ struct TrainerOptions {
   std::function<void()> before_forward;
   std::function<void()> after_forward;
   // DDP with gradient buckets (gradient_buckets.h): armed before a step's last backward, finished
-  // after it; when set they replace the one flat all-reduce after backward.
+  // after it.
   std::function<void()> before_last_backward;
   std::function<void()> reduce_gradients;
   // Called after every optimizer step with its 1-based number (checkpoints hang here).

@@ -1,14 +1,13 @@
 #include "worker/train/zero3_parameters.h"
 
 #include <ATen/core/grad_mode.h>
-#include <torch/csrc/autograd/autograd.h>
-#include <torch/csrc/autograd/custom_function.h>
 
 #include <cmath>
 #include <optional>
 #include <utility>
 
 #include "common/error.h"
+#include "worker/model/checkpointed_layer.h"
 #include "worker/train/flat_shard.h"
 
 namespace pdsd {
@@ -39,54 +38,6 @@ int64_t layer_of(const std::string& name) {
 }
 
 }  // namespace
-
-// One decoder layer under ZeRO-3, as an autograd function: forward gathers the layer, runs it without
-// keeping activations, frees it; backward gathers it again, recomputes with the forward's RNG state
-// (LoRA dropout draws the same masks), back-propagates, reduce-scatters the weights' gradients into
-// this rank's shard and frees the layer.
-struct Zero3LayerFunction : public torch::autograd::Function<Zero3LayerFunction> {
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& cos,
-                            const at::Tensor& sin, int64_t mask_address, int64_t layer, Zero3Parameters* z) {
-    const at::Tensor& mask = *reinterpret_cast<const at::Tensor*>(mask_address);
-    ctx->saved_data["has_mask"] = mask.defined();
-    if (mask.defined()) ctx->saved_data["mask"] = mask;
-    ctx->saved_data["layer"] = layer;
-    ctx->saved_data["engine"] = reinterpret_cast<int64_t>(z);
-    ctx->saved_data["rng"] = at::globalContext().defaultGenerator(x.device()).get_state();
-    ctx->save_for_backward({x, cos, sin});
-    Zero3Parameters::Unit& unit = *z->units_[static_cast<size_t>(layer) + 1];
-    z->gather(unit, /*as_leaves=*/false);
-    z->prefetch_layer(layer + 1);  // its all-gather runs while this layer computes
-    at::Tensor out = z->model_.layer_forward(layer, x, cos, sin, mask);
-    z->release(unit);
-    return out;
-  }
-
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list grad_output) {
-    auto saved = ctx->get_saved_variables();
-    auto* z = reinterpret_cast<Zero3Parameters*>(ctx->saved_data["engine"].toInt());
-    const int64_t layer = ctx->saved_data["layer"].toInt();
-    Zero3Parameters::Unit& unit = *z->units_[static_cast<size_t>(layer) + 1];
-    at::Tensor mask = ctx->saved_data["has_mask"].toBool() ? ctx->saved_data["mask"].toTensor() : at::Tensor();
-    z->gather(unit, /*as_leaves=*/unit.trains);
-    z->prefetch_layer(layer - 1);  // backward runs the layers in reverse
-    at::Generator gen = at::globalContext().defaultGenerator(saved[0].device());
-    at::Tensor rng_now = gen.get_state();
-    gen.set_state(ctx->saved_data["rng"].toTensor());
-    at::Tensor x = saved[0].detach().requires_grad_(saved[0].requires_grad());
-    at::Tensor out;
-    {
-      at::AutoGradMode enable(true);
-      out = z->model_.layer_forward(layer, x, saved[1], saved[2], mask);
-    }
-    gen.set_state(rng_now);
-    torch::autograd::backward({out}, {grad_output[0]});
-    if (unit.trains) z->reduce_gradients(unit);
-    z->release(unit);
-    return {x.requires_grad() ? x.grad() : at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
-  }
-};
 
 Zero3Parameters::Zero3Parameters(CausalLM& model, const std::map<std::string, at::Tensor>& weights,
                                  const std::function<bool(const std::string&)>& trains,
@@ -203,17 +154,28 @@ void Zero3Parameters::reduce_gradients(Unit& unit) {
   unit.grad.add_(reduced);
 }
 
+// A layer's run (forward, or its recomputation in backward): gather it, and start gathering the one
+// that runs next — the next layer in forward, the previous one in backward.
+void Zero3Parameters::acquire(int64_t layer, bool for_backward) {
+  Unit& unit = *units_[static_cast<size_t>(layer) + 1];
+  gather(unit, /*as_leaves=*/for_backward && unit.trains);
+  prefetch_layer(for_backward ? layer - 1 : layer + 1);
+}
+
+void Zero3Parameters::release(int64_t layer, bool after_backward) {
+  Unit& unit = *units_[static_cast<size_t>(layer) + 1];
+  if (after_backward && unit.trains) reduce_gradients(unit);
+  release(unit);
+}
+
 CausalLM::LayerRunner Zero3Parameters::layer_runner() {
   return [this](int64_t layer, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                 const at::Tensor& mask) -> at::Tensor {
-    if (at::GradMode::is_enabled() && x.requires_grad()) {
-      return Zero3LayerFunction::apply(x, cos, sin, reinterpret_cast<int64_t>(&mask), layer, this);
-    }
-    Unit& unit = *units_[static_cast<size_t>(layer) + 1];
-    gather(unit, false);
-    prefetch_layer(layer + 1);
+    // Training: activation checkpointing with this class supplying the weights (checkpointed_layer.h).
+    if (at::GradMode::is_enabled() && x.requires_grad()) return checkpointed_layer_forward(model_, layer, x, cos, sin, mask, this);
+    acquire(layer, /*for_backward=*/false);
     at::Tensor out = model_.layer_forward(layer, x, cos, sin, mask);
-    release(unit);
+    release(layer, /*after_backward=*/false);
     return out;
   };
 }

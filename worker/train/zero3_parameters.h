@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "worker/model/causal_lm.h"
+#include "worker/model/checkpointed_layer.h"
 #include "worker/train/adamw.h"
 #include "worker/train/sharded_adamw.h"
 
@@ -41,7 +42,7 @@ struct Zero3Options {
   AdamWOptions adam;
 };
 
-class Zero3Parameters {
+class Zero3Parameters final : public LayerWeights {
  public:
   // `weights`: every model weight by name, anywhere (memory-mapped file views): each rank copies out
   // only its shard. `trains(name)` says which weights train; a unit trains all or nothing.
@@ -49,7 +50,7 @@ class Zero3Parameters {
   Zero3Parameters(CausalLM& model, const std::map<std::string, at::Tensor>& weights,
                   const std::function<bool(const std::string&)>& trains,
                   const std::function<bool(const std::string&)>& decays, ShardComm comm, Zero3Options options);
-  ~Zero3Parameters();
+  ~Zero3Parameters() override;
 
   CausalLM::LayerRunner layer_runner();
   void gather_outer();   // before forward (training or eval)
@@ -76,6 +77,11 @@ class Zero3Parameters {
 
   struct Unit;
 
+  // LayerWeights: gather a layer (prefetching the one that runs next), then free it, first
+  // reduce-scattering its gradients when it trains and backward has run.
+  void acquire(int64_t layer, bool for_backward) override;
+  void release(int64_t layer, bool after_backward) override;
+
  private:
   void gather(Unit& unit, bool as_leaves);
   // Starts gathering a layer ahead of its use (no-op when it is gathered or already on its way):
@@ -84,7 +90,6 @@ class Zero3Parameters {
   void prefetch_layer(int64_t layer);
   void release(Unit& unit);
   void reduce_gradients(Unit& unit);
-  friend struct Zero3LayerFunction;
 
   CausalLM& model_;
   ShardComm comm_;
