@@ -51,4 +51,6 @@ row() {  # model nodes nproc stage method [key=value ...]
     mib=$(peak_of "$out/$name.log" two_agents "$nproc" "${job[@]}")
   fi
   python3 "$repo/bench/lib/row_figures.py" "$out/$name" "$out/$name.log" "$name" "$mib" "$world"
+  # The exported model is not a figure; a 7B export is 15 GB of disk that later rows need.
+  rm -f "$out/$name"/*.safetensors
 }
