@@ -157,7 +157,11 @@ class NodeAgent {
     int64_t checkpoints_seen = heartbeats_->orders().checkpoint_seq;  // a request before this attempt is not replayed
     spec.order = [&]() -> int {
       JobOrders o = heartbeats_->orders();
-      if (o.coordinator_lost || o.attempt > attempt || o.state == v1::JOB_STOPPING || o.terminal()) return SIGTERM;
+      // A worker failed somewhere (restart or failed job): no collective save can complete without
+      // it, so the workers are not asked to save (SIGTERM would make them try, and wait for the dead
+      // peer until --stop-grace); they resume from the newest checkpoint instead.
+      if (o.attempt > attempt || o.state == v1::JOB_FAILED) return SIGKILL;
+      if (o.coordinator_lost || o.state == v1::JOB_STOPPING || o.terminal()) return SIGTERM;
       if (o.checkpoint_seq > checkpoints_seen) {
         checkpoints_seen = o.checkpoint_seq;
         return SIGUSR1;

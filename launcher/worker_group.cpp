@@ -197,7 +197,7 @@ GroupResult WorkerGroup::wait() {
     if (int sig = spec_.order ? spec_.order() : 0; sig == SIGUSR1 && !kill_deadline) {
       log::info("checkpoint requested: SIGUSR1 to ", workers_.size(), " workers");
       stop_all(SIGUSR1);
-    } else if (sig != 0 && !result.stopped_by_order && !kill_deadline) {
+    } else if (sig != 0 && !result.stopped_by_order && !kill_deadline && !result.first_failure) {
       log::warn("the job says stop: ", signal_name(sig), " to ", workers_.size(), " workers");
       result.stopped_by_order = true;
       stop_all(sig);
@@ -217,11 +217,10 @@ GroupResult WorkerGroup::wait() {
       if (!w.exit.ok() && !result.first_failure && result.stop_signal == 0 && !result.stopped_by_order) {
         result.first_failure = i;
         log::error("rank ", w.exit.rank, " (pid ", w.exit.pid, ") failed: ", w.exit.describe(),
-                   "; stopping the other workers");
+                   "; stopping the other workers (SIGKILL: without this rank no checkpoint can be saved)");
         while (w.out_fd >= 0) pump(w);  // its last lines belong in the report
         if (spec_.on_first_failure) spec_.on_first_failure(w.exit);
-        stop_all(SIGTERM);
-        kill_deadline = Clock::now() + grace;
+        stop_all(SIGKILL);
       }
     }
     if (kill_deadline && Clock::now() > *kill_deadline) {

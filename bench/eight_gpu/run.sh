@@ -4,11 +4,62 @@
 # ZeRO-3, LoRA of a Qwen2.5-32B-shaped model under ZeRO-3 (random weights, HF layout). Prints
 # tokens/s per GPU, scaling efficiency against the 1- and 2-GPU runs of the same setting, peak memory
 # per GPU, time to the first step; the engine's collectives against plain NCCL on every rank; and a
+# kill -9 of one worker mid-run (the job restarts from its last checkpoint; the time lost is reported).
+# Usage (after scripts/gpu_suite.sh built build-gpu/): bench/eight_gpu/run.sh OUT STEPS [PHASE...]
+# PHASES: prep collectives rows7b rows32b kill table (default: all, in that order). A phase can run
+# in a later call on the same machine: rows already in OUT/rows.jsonl are not measured again, so a
+# call cut off by a time limit resumes where it stopped. With 4 GPUs it runs the 4-GPU half.
+# STAGES="2" limits the 7B rows to ZeRO-2.
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+out=${1:-$repo/out/eight-gpu}
+steps=${2:-10}
+shift $(( $# < 2 ? $# : 2 ))
+phases=" ${*:-prep collectives rows7b rows32b kill table} "
+mkdir -p "$out"
+# shellcheck source=../lib/sharded_rows.sh
+source "$repo/bench/lib/sharded_rows.sh"
+half=$((gpus / 2))
+data=$out/small/data
+rows=$out/rows.jsonl
+touch "$rows"
+wants() { [[ "$phases" == *" $1 "* ]]; }
+once() {  # row arguments: measures the row unless rows.jsonl has it already
+  local name="$1-${2}x${3}gpu-z$4-$5"
+  grep -q "\"row\": \"$name\"" "$rows" && return 0
+  row "$@" | tee -a "$rows"
+}
+
+if wants prep; then
+  [ -d "$out/small" ] || python3 "$repo/bench/sft_throughput/make_model_and_data.py" "$out/small" 2000 > "$out/make.log" 2>&1
+  [ -f "$out/qwen2.5-7b-shape/model.safetensors.index.json" ] ||
+    python3 "$repo/bench/sharded_throughput/make_shape.py" "$out/qwen2.5-7b-shape" 7b >> "$out/make.log" 2>&1
+fi
+if wants collectives; then
+  "$repo/build-gpu/bin/pdsd-launch" --nproc "$gpus" --standalone -- "$repo/build-gpu/bin/pdsd-bench-collectives" \
+    --min-mib 16 --max-mib 1024 > "$out/collectives.log" 2>&1 || tail -20 "$out/collectives.log"
+fi
+if wants rows7b; then
+  for stage in ${STAGES:-2 3}; do
+    once qwen2.5-7b-shape 1 2 $stage full
+    once qwen2.5-7b-shape 1 "$gpus" $stage full
+    once qwen2.5-7b-shape 2 "$half" $stage full
+  done
+fi
+if wants rows32b; then
+  [ -f "$out/qwen2.5-32b-shape/model.safetensors.index.json" ] ||
+    python3 "$repo/bench/sharded_throughput/make_shape.py" "$out/qwen2.5-32b-shape" 32b >> "$out/make.log" 2>&1
+  once qwen2.5-32b-shape 1 1 3 lora
+  once qwen2.5-32b-shape 1 2 3 lora
+  once qwen2.5-32b-shape 1 "$gpus" 3 lora
+  once qwen2.5-32b-shape 2 "$half" 3 lora
+fi
+
 # kill -9 of one worker mid-run on every GPU: the agent restarts the workers from the newest checkpoint.
 # Time lost = from the kill to the first new step, plus the steps redone since that checkpoint.
 if wants kill; then
-  rm -rf "$out/qwen2.5-32b-shape"  # two 91 GB checkpoints of the 7B shape need the disk
-  kill_run=$out/kill total=25
+  rm -rf "$out/qwen2.5-32b-shape"  # a 91 GB checkpoint of the 7B shape needs the disk
+  kill_run=$out/kill total=19  # one save (step 10), the kill a few steps later, then steps 11-19 again
   "$repo/build-gpu/bin/pdsd-launch" --nproc "$gpus" --standalone --max-restarts 1 --stop-grace 10 configs/sft.yaml \
     "model_name_or_path=$out/qwen2.5-7b-shape" "dataset_dir=$data" dataset=synthetic_sft template=qwen cutoff_len=1024 \
     per_device_train_batch_size=4 gradient_accumulation_steps=1 bf16=true zero_stage=3 max_steps=$total save_steps=10 \
@@ -37,6 +88,8 @@ print(f"kill -9 of one of {sys.argv[4]} workers (7B shape, full, ZeRO-3): resume
       f"{resumed.group(1) if resumed else '?'}; kill to first new step {after[0] - killed if after else float('nan'):.1f} s; "
       f"{redone} steps redone ({redone * per_step:.1f} s); final step {log[-1]['step']} of {total}")
 PY
+    # Where the time went: the save, the validation before the resume, each rank's load.
+    grep -E "\] saved .*checkpoint|validated .*checkpoint|rank 0 loaded" "$out/kill.log" | sed 's/^.*\] \[info\] /  /' | tee -a "$out/kill.txt"
   else
     kill "$launcher" 2>/dev/null; wait "$launcher" || true
     echo "kill phase: no checkpoint-10 within 300 s (see kill.log)"; tail -5 "$out/kill.log"

@@ -182,8 +182,8 @@ PendingCollective Collectives::all_gather_async(const at::Tensor& output_flat, c
   return pending;
 }
 
-void Collectives::reduce_scatter(const at::Tensor& output_shard, const at::Tensor& input_flat, ReduceOp op,
-                                 Timeout timeout) {
+CollectiveCall Collectives::checked_reduce_scatter(const at::Tensor& output_shard, const at::Tensor& input_flat,
+                                                  Timeout timeout) const {
   check_dense(rank_, "reduce_scatter", "output", output_shard);
   check_dense(rank_, "reduce_scatter", "input", input_flat);
   check_same_dtype(rank_, "reduce_scatter", output_shard, input_flat);
@@ -191,8 +191,21 @@ void Collectives::reduce_scatter(const at::Tensor& output_shard, const at::Tenso
     throw Error(str("rank ", rank_, ": reduce_scatter: input has ", input_flat.numel(), " elements but ", world_size_,
                     " ranks x ", output_shard.numel(), " output elements make ", output_shard.numel() * world_size_));
   }
-  auto call = describe("reduce_scatter", &input_flat, timeout);
+  return describe("reduce_scatter", &input_flat, timeout);
+}
+
+void Collectives::reduce_scatter(const at::Tensor& output_shard, const at::Tensor& input_flat, ReduceOp op,
+                                 Timeout timeout) {
+  auto call = checked_reduce_scatter(output_shard, input_flat, timeout);
   execute(call, [&] { run_reduce_scatter(output_shard, input_flat, op, call); });
+}
+
+PendingCollective Collectives::reduce_scatter_async(const at::Tensor& output_shard, const at::Tensor& input_flat,
+                                                    ReduceOp op, Timeout timeout) {
+  auto call = checked_reduce_scatter(output_shard, input_flat, timeout);
+  PendingCollective pending;
+  execute(call, [&] { pending = run_reduce_scatter_async(output_shard, input_flat, op, call); });
+  return pending;
 }
 
 void Collectives::barrier(Timeout timeout) {

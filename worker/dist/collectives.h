@@ -114,6 +114,9 @@ class Collectives {
   PendingCollective all_reduce_async(const at::Tensor& tensor, ReduceOp op = ReduceOp::sum, Timeout timeout = {});
   // all_gather, issued without waiting (ZeRO-3's prefetch of the next layer).
   PendingCollective all_gather_async(const at::Tensor& output_flat, const at::Tensor& input, Timeout timeout = {});
+  // reduce_scatter, issued without waiting (ZeRO-1/2's gradient buckets during backward).
+  PendingCollective reduce_scatter_async(const at::Tensor& output_shard, const at::Tensor& input_flat,
+                                         ReduceOp op = ReduceOp::sum, Timeout timeout = {});
   // Returns once every rank has entered the barrier.
   void barrier(Timeout timeout = {});
   // True when the backend reduces GPU tensors where they are (NCCL); false when it stages them
@@ -140,12 +143,18 @@ class Collectives {
     run_all_gather(output_flat, input, call);
     return {};
   }
+  virtual PendingCollective run_reduce_scatter_async(const at::Tensor& output_shard, const at::Tensor& input_flat,
+                                                     ReduceOp op, const CollectiveCall& call) {
+    run_reduce_scatter(output_shard, input_flat, op, call);
+    return {};
+  }
   // Names the backend in a failure's cause: "gloo".
   virtual const char* backend_name() const = 0;
 
  private:
   CollectiveCall describe(const char* op, const at::Tensor* largest, Timeout timeout) const;
   CollectiveCall checked_all_gather(const at::Tensor& output_flat, const at::Tensor& input, Timeout timeout) const;
+  CollectiveCall checked_reduce_scatter(const at::Tensor& output_shard, const at::Tensor& input_flat, Timeout timeout) const;
   void execute(const CollectiveCall& call, const std::function<void()>& run);
 
   int rank_;

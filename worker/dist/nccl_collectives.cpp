@@ -207,6 +207,18 @@ class NcclCollectives final : public Collectives {
     }, call);
   }
 
+  PendingCollective run_reduce_scatter_async(const at::Tensor& output_shard, const at::Tensor& input_flat, ReduceOp op,
+                                             const CollectiveCall& call) override {
+    if (output_shard.is_cpu() || input_flat.is_cpu()) {
+      run_reduce_scatter(output_shard, input_flat, op, call);
+      return {};
+    }
+    return staged({output_shard, input_flat}, [&](const std::vector<at::Tensor>& t, cudaStream_t s) {
+      PDSD_NCCL_CHECK(ncclReduceScatter(t[1].data_ptr(), t[0].data_ptr(), static_cast<size_t>(t[0].numel()),
+                                        nccl_type(t[1]), nccl_op(op), comm_, s));
+    }, call, /*wait_now=*/false);
+  }
+
   void run_barrier(const CollectiveCall& call) override {
     c10::cuda::CUDAGuard guard(device_);
     at::Tensor one = at::ones({1}, at::TensorOptions().dtype(at::kInt).device(at::kCUDA, device_));

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <functional>
 #include <cstdlib>
 #include <chrono>
 #include <filesystem>
@@ -80,7 +81,7 @@ std::vector<FileDigest> write_rank_files(const CheckpointContext& ctx, int64_t s
     files.push_back({name, w.bytes, w.crc32});
   };
   const FlatLayout layout = FlatLayout::of(trainable);
-  std::vector<StateSegment> optimizer = optimizer_segments(layout, optimizer_state, ctx.rank);
+  std::vector<StateSegment> optimizer = optimizer_segments(layout, optimizer_state);
   // A ZeRO shard's master weights equal the (all-gathered) parameters: the weights file has them.
   // That equality also proves the shard layout is the one optimizer_segments assumes.
   std::vector<StateSegment> saved;
@@ -217,10 +218,19 @@ SaveOutcome save_checkpoint(const CheckpointContext& ctx, int64_t step, const st
   return out;
 }
 
-std::string resolve_checkpoint(const std::string& output_dir, const std::string& resume) {
+namespace {
+
+struct Verdict {
+  std::string why;      // "" when the checkpoint is good
+  bool report = false;  // this process logs the reason (one process per job does)
+};
+
+// resolve_checkpoint's walk with a given validation; `speak`: this process logs what it ignores.
+std::string resolve_with(const std::string& output_dir, const std::string& resume, bool speak,
+                         const std::function<Verdict(const std::string&)>& validate) {
   if (resume.empty() || resume == "false") return "";
   if (resume == "auto" || resume == "true") {
-    if (fs::is_directory(output_dir)) {
+    if (speak && fs::is_directory(output_dir)) {
       for (const auto& entry : fs::directory_iterator(output_dir)) {
         const std::string name = entry.path().filename().string();
         if (name.rfind(".tmp-checkpoint-", 0) == 0) {
@@ -231,51 +241,50 @@ std::string resolve_checkpoint(const std::string& output_dir, const std::string&
     std::vector<int64_t> steps = published_steps(output_dir);
     for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
       const std::string dir = checkpoint_dir(output_dir, *it).string();
-      const std::string why = validate_checkpoint(dir);
-      if (why.empty()) return dir;
-      log::warn("skipping ", dir, ": ", why, std::next(it) != steps.rend() ? "; falling back to the previous checkpoint" : "");
+      const Verdict v = validate(dir);
+      if (v.why.empty()) return dir;
+      if (v.report) {
+        log::warn("skipping ", dir, ": ", v.why, std::next(it) != steps.rend() ? "; falling back to the previous checkpoint" : "");
+      }
     }
-    if (!steps.empty()) log::warn("no valid checkpoint in ", output_dir, ": training starts from step 0");
+    if (speak && !steps.empty()) log::warn("no valid checkpoint in ", output_dir, ": training starts from step 0");
     return "";
   }
   const bool numeric = std::all_of(resume.begin(), resume.end(), ::isdigit);
   const fs::path dir = numeric ? checkpoint_dir(output_dir, std::stoll(resume)) : fs::path(resume);
   if (!fs::is_directory(dir)) throw InputError(pdsd::str("resume_from_checkpoint: '", dir.string(), "' does not exist"));
-  if (std::string why = validate_checkpoint(dir.string()); !why.empty()) {
-    throw InputError(pdsd::str("resume_from_checkpoint: ", why));
-  }
+  if (const Verdict v = validate(dir.string()); !v.why.empty()) throw InputError(pdsd::str("resume_from_checkpoint: ", v.why));
   return dir.string();
 }
 
+}  // namespace
+
+std::string resolve_checkpoint(const std::string& output_dir, const std::string& resume) {
+  return resolve_with(output_dir, resume, true, [](const std::string& dir) {
+    return Verdict{validate_checkpoint(dir), true};
+  });
+}
+
 std::string choose_checkpoint(const CheckpointContext& ctx, const std::string& resume) {
-  if (resume.empty() || resume == "false") return "";
-  const bool named = !(resume == "auto" || resume == "true");
-  // Rank 0 validates; the others learn the answer: -2 refused, -1 none, 0 the named one, N checkpoint-N.
-  std::string dir;
-  int64_t answer = LLONG_MIN;
-  if (ctx.rank == 0) {
-    try {
-      const auto started = std::chrono::steady_clock::now();
-      dir = resolve_checkpoint(ctx.output_dir, resume);
-      answer = dir.empty() ? -1 : named ? 0 : std::stoll(fs::path(dir).filename().string().substr(11));
-      if (!dir.empty()) {
-        log::info("validated ", dir, " (sizes and CRC-32 of every file) in ",
-                  std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), " s");
-      }
-    } catch (...) {
-      ctx.all_max(-2);
-      throw;
-    }
+  // Every rank walks the same published checkpoints (output_dir is shared) and, for each, checks the
+  // size of every file and the CRC-32 of its share of them (balanced by bytes): the job reads each
+  // byte once, in parallel, instead of rank 0 reading them all. The ranks then agree; the lowest rank
+  // that found a bad file says which.
+  const auto started = std::chrono::steady_clock::now();
+  auto validate = [&ctx](const std::string& dir) {
+    Verdict v{validate_checkpoint(dir, true, ctx.rank, ctx.world_size)};
+    const int64_t first_bad = -ctx.all_max(v.why.empty() ? -static_cast<int64_t>(ctx.world_size) : -static_cast<int64_t>(ctx.rank));
+    if (first_bad == ctx.world_size) return Verdict{};
+    v.report = first_bad == ctx.rank;
+    if (v.why.empty()) v.why = pdsd::str(dir, ": rank ", first_bad, " found a file that does not match the manifest (its log says which)");
+    return v;
+  };
+  const std::string dir = resolve_with(ctx.output_dir, resume, ctx.rank == 0, validate);
+  if (ctx.rank == 0 && !dir.empty()) {
+    log::info("validated ", dir, " (sizes and CRC-32 of every file, ", ctx.world_size, " rank(s) in parallel) in ",
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), " s");
   }
-  answer = ctx.all_max(answer);
-  if (ctx.rank == 0) return dir;
-  if (answer == -2) throw InputError(pdsd::str("resume_from_checkpoint: rank 0 refused '", resume, "' (its log says why)"));
-  if (answer == -1) return "";
-  if (answer == 0) {
-    const bool numeric = std::all_of(resume.begin(), resume.end(), ::isdigit);
-    return numeric ? checkpoint_dir(ctx.output_dir, std::stoll(resume)).string() : resume;
-  }
-  return checkpoint_dir(ctx.output_dir, answer).string();
+  return dir;
 }
 
 nlohmann::json read_trainer_state(const std::string& dir) {
@@ -341,7 +350,7 @@ int64_t load_checkpoint(const CheckpointContext& ctx, const std::string& dir, co
   SavedState saved = open_saved_state(dir, state);
   const FlatLayout current = FlatLayout::of(trainable);
   std::vector<StateSegment> targets = parameter_segments(current, trainable);
-  for (auto& s : optimizer_segments(current, optimizer_state, ctx.rank)) targets.push_back(std::move(s));
+  for (auto& s : optimizer_segments(current, optimizer_state)) targets.push_back(std::move(s));
   saved.read_into(current, targets);
   uint64_t loaded_bytes = 0;
   for (const auto& t : targets) loaded_bytes += static_cast<uint64_t>(t.view.nbytes());

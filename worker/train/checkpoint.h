@@ -71,7 +71,8 @@ SaveOutcome save_checkpoint(const CheckpointContext& ctx, int64_t step, const st
 // else a path: throws InputError naming the file when it does not validate.
 std::string resolve_checkpoint(const std::string& output_dir, const std::string& resume_from_checkpoint);
 
-// Collective: rank 0 resolves (reading every file once) and tells the others.
+// Collective: the same walk on every rank, each checksumming its share of the files; the ranks agree
+// on the answer (one of them logs why a checkpoint was skipped or refused).
 std::string choose_checkpoint(const CheckpointContext& ctx, const std::string& resume_from_checkpoint);
 
 nlohmann::json read_trainer_state(const std::string& dir);

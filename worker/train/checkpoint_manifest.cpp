@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <algorithm>
 #include <array>
 #include <filesystem>
 #include <future>
@@ -185,7 +186,23 @@ void write_manifest(const std::string& dir, const std::vector<FileDigest>& files
   fsync_dir(dir);
 }
 
-std::string validate_checkpoint(const std::string& dir, bool checksums) {
+namespace {
+// Part `part` of `parts` shares of the files, balanced by bytes (largest first, each to the least
+// loaded share); every caller with the same manifest computes the same split.
+std::vector<FileDigest> share_of(std::vector<FileDigest> files, int part, int parts) {
+  std::stable_sort(files.begin(), files.end(), [](const FileDigest& a, const FileDigest& b) { return a.bytes > b.bytes; });
+  std::vector<uint64_t> load(static_cast<size_t>(parts), 0);
+  std::vector<FileDigest> mine;
+  for (auto& f : files) {
+    const auto least = static_cast<int>(std::min_element(load.begin(), load.end()) - load.begin());
+    load[static_cast<size_t>(least)] += f.bytes;
+    if (least == part) mine.push_back(std::move(f));
+  }
+  return mine;
+}
+}  // namespace
+
+std::string validate_checkpoint(const std::string& dir, bool checksums, int part, int parts) {
   const fs::path manifest = fs::path(dir) / kManifestFile;
   if (!fs::exists(manifest)) return str(manifest.string(), ": missing (a save that never finished)");
   nlohmann::json j;
@@ -210,6 +227,7 @@ std::string validate_checkpoint(const std::string& dir, bool checksums) {
     }
   }
   if (!checksums) return "";
+  if (parts > 1) files = share_of(std::move(files), part, parts);
   // Several files at once (each rank's are of a size): reading them is most of a resume's wait.
   // At most kParallel at a time, so a checkpoint of hundreds of ranks does not start hundreds of threads.
   constexpr size_t kParallel = 4;

@@ -56,7 +56,8 @@ void write_manifest(const std::string& dir, const std::vector<FileDigest>& files
 
 // "" when `dir` holds a manifest and every listed file has its size (and, with `checksums`, its
 // CRC-32); else the reason, naming the file: ".../checkpoint-8/model.safetensors: 1048 bytes, the
-// manifest says 4096 (truncated)".
-std::string validate_checkpoint(const std::string& dir, bool checksums = true);
+// manifest says 4096 (truncated)". With `parts` > 1 only share `part` of the files (balanced by
+// bytes) is checksummed, so that the ranks of a job read each byte once between them.
+std::string validate_checkpoint(const std::string& dir, bool checksums = true, int part = 0, int parts = 1);
 
 }  // namespace pdsd

@@ -64,10 +64,10 @@ std::vector<StateSegment> parameter_segments(const FlatLayout& layout, const std
 }
 
 std::vector<StateSegment> optimizer_segments(const FlatLayout& layout,
-                                             const std::vector<std::pair<std::string, at::Tensor>>& state, int rank) {
+                                             const std::vector<std::pair<std::string, at::Tensor>>& state) {
   std::vector<StateSegment> out;
-  // ZeRO-3 names its pieces itself ("<kind>@<global begin>"; "step@<parameter index>"): its shards
-  // are per layer, not one flat buffer (zero3_parameters.h).
+  // ZeRO names its pieces itself ("<kind>@<global begin>"; "step@<parameter index>"): its shards are
+  // per bucket (ZeRO-1/2, sharded_adamw.h) or per layer (ZeRO-3, zero3_parameters.h).
   if (!state.empty() && state.front().first.find('@') != std::string::npos) {
     for (const auto& [name, t] : state) {
       const size_t at = name.find('@');
@@ -76,44 +76,15 @@ std::vector<StateSegment> optimizer_segments(const FlatLayout& layout,
     }
     return out;
   }
-  std::map<std::string, at::Tensor> flat;  // ZeRO's unsuffixed shard buffers
+  // Replicated AdamW: "<kind>.<i>", state per parameter, in trainable order.
   for (const auto& [name, t] : state) {
-    if (name.find('.') == std::string::npos) flat[name] = t;
-  }
-  auto split = [](const std::string& name) {
     const size_t dot = name.rfind('.');
     PDSD_CHECK(dot != std::string::npos, "optimizer state '", name, "' has no index");
-    return std::make_pair(name.substr(0, dot), std::stoll(name.substr(dot + 1)));
-  };
-  if (flat.empty()) {  // replicated AdamW: state per parameter, in trainable order
-    for (const auto& [name, t] : state) {
-      auto [kind, i] = split(name);
-      PDSD_CHECK(i >= 0 && static_cast<size_t>(i) < layout.params.size(), "optimizer state '", name, "' has no parameter");
-      out.push_back({kind, kind == "step" ? i : layout.params[i].offset, t.view({-1})});
-    }
-    return out;
+    const std::string kind = name.substr(0, dot);
+    const int64_t i = std::stoll(name.substr(dot + 1));
+    PDSD_CHECK(i >= 0 && static_cast<size_t>(i) < layout.params.size(), "optimizer state '", name, "' has no parameter");
+    out.push_back({kind, kind == "step" ? i : layout.params[i].offset, t.view({-1})});
   }
-  // ZeRO: the padded flat buffer is cut into equal shards; this rank holds [rank·n, (rank+1)·n).
-  PDSD_CHECK(flat.count("exp_avg"), "ZeRO optimizer state has no exp_avg shard");
-  const int64_t shard = flat.at("exp_avg").numel(), begin = rank * shard;
-  const int64_t length = std::clamp<int64_t>(layout.total - begin, 0, shard);
-  for (const auto& [name, t] : flat) {
-    PDSD_CHECK(t.numel() == shard, "ZeRO shard '", name, "' has ", t.numel(), " elements, exp_avg ", shard);
-    if (length > 0) out.push_back({name == "master" ? "param" : name, begin, t.narrow(0, 0, length)});
-  }
-  const int64_t first = length > 0 ? static_cast<int64_t>(layout.param_at(begin)) : 0;
-  const int64_t last = length > 0 ? static_cast<int64_t>(layout.param_at(begin + length - 1)) : -1;
-  int64_t steps = 0;
-  for (const auto& [name, t] : state) {
-    if (name.find('.') == std::string::npos) continue;
-    auto [kind, k] = split(name);
-    PDSD_CHECK(kind == "step" && first + k <= last, "ZeRO optimizer state '", name, "' does not match the shard of rank ",
-               rank, " (parameters ", first, "..", last, ")");
-    out.push_back({"step", first + k, t.view({-1})});
-    ++steps;
-  }
-  PDSD_CHECK(steps == last - first + 1, "rank ", rank, "'s ZeRO shard touches ", last - first + 1, " parameters but has ",
-             steps, " step counters");
   return out;
 }
 

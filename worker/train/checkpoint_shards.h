@@ -5,14 +5,13 @@
 // shape and offset; `total` elements). Every kind of state is a buffer over that index space: "param"
 // (the weights), "exp_avg", "exp_avg_sq" (AdamW's moments); "step" (AdamW's per-parameter counters)
 // is indexed by parameter number instead. A rank holds segments of them — replicated AdamW holds
-// every parameter's state, a ZeRO-1/2 rank one contiguous shard, a ZeRO-3 rank would hold its shard
-// of "param" too — and saves each segment as one tensor, with its kind and global offset in the
-// file's safetensors metadata ("pdsd_pieces"). Loading asks, for each segment this rank needs in
+// every parameter's state, a ZeRO rank its chunk of each bucket (ZeRO-1/2) or layer (ZeRO-3) — and
+// saves each segment as one tensor named for its kind and global offset ("exp_avg@1024"). Loading asks, for each segment this rank needs in
 // *its* layout, which saved pieces cover it (matched by parameter name, so the parameter order may
 // differ too) and copies the overlaps; an element nobody saved is an error naming the tensor.
 //
 //   FlatLayout layout = FlatLayout::of(trainable);
-//   auto mine = optimizer_segments(layout, trainer.optimizer_state(), rank);   // save or load targets
+//   auto mine = optimizer_segments(layout, trainer.optimizer_state());   // save or load targets
 //   SavedState saved(dir, FlatLayout::from_json(state["layout"]), {"model.safetensors", ...});
 //   saved.read_into(layout, mine);
 #pragma once
@@ -60,11 +59,11 @@ struct StateSegment {
 std::vector<StateSegment> parameter_segments(const FlatLayout& layout, const std::vector<TrainableParameter>& trainable);
 
 // This rank's optimizer state as segments, from the trainer's named state tensors: replicated AdamW
-// ("exp_avg.<i>", "exp_avg_sq.<i>", "step.<i>" per parameter i) or a ZeRO shard ("master", "exp_avg",
-// "exp_avg_sq" over rank × shard length of the padded flat buffer, "step.<k>" for the k-th parameter
-// the shard touches). ZeRO's "master" is a "param" segment.
+// ("exp_avg.<i>", "exp_avg_sq.<i>", "step.<i>" per parameter i) or ZeRO's pieces, which name their
+// kind and global offset themselves ("exp_avg@<begin>", "step@<parameter index>"; ZeRO's "param"
+// pieces are its fp32 master weights).
 std::vector<StateSegment> optimizer_segments(const FlatLayout& layout,
-                                             const std::vector<std::pair<std::string, at::Tensor>>& state, int rank);
+                                             const std::vector<std::pair<std::string, at::Tensor>>& state);
 
 // Segments as the named tensors of one safetensors file: "<kind>@<begin>".
 std::vector<std::pair<std::string, at::Tensor>> pieces_for_file(const std::vector<StateSegment>& segments);

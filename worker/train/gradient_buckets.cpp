@@ -22,22 +22,24 @@ class BucketHook final : public torch::autograd::PostAccumulateGradHook {
 
 }  // namespace
 
-GradientBuckets::GradientBuckets(const std::vector<TrainableParameter>& params, ReduceAsync reduce, double bucket_cap_mb)
-    : params_(params), reduce_(std::move(reduce)) {
+GradientBuckets::GradientBuckets(const std::vector<TrainableParameter>& params, double bucket_cap_mb,
+                                 int64_t pad_multiple, Handlers handlers)
+    : params_(params), handlers_(std::move(handlers)) {
   PDSD_CHECK(bucket_cap_mb > 0, "ddp_bucket_cap_mb must be positive, got ", bucket_cap_mb);
+  PDSD_CHECK(pad_multiple >= 1 && handlers_.issue && handlers_.complete, "GradientBuckets needs handlers");
   const auto cap = static_cast<int64_t>(bucket_cap_mb * 1024 * 1024);
   bucket_of_.resize(params_.size());
-  int64_t bytes = 0;
   for (size_t k = params_.size(); k-- > 0;) {  // reverse: backward produces the last layers' gradients first
-    const int64_t n = params_[k].tensor.numel() * 4;
-    if (buckets_.empty() || (bytes + n > cap && !buckets_.back().params.empty())) {
+    const int64_t n = params_[k].tensor.numel();
+    if (buckets_.empty() || ((buckets_.back().numel + n) * 4 > cap && !buckets_.back().params.empty())) {
       buckets_.emplace_back();
-      bytes = 0;
     }
     buckets_.back().params.push_back(k);
+    buckets_.back().numel += n;
     bucket_of_[k] = buckets_.size() - 1;
-    bytes += n;
   }
+  for (auto& b : buckets_) b.padded = (b.numel + pad_multiple - 1) / pad_multiple * pad_multiple;
+  in_flight_.resize(buckets_.size());
   for (size_t k = 0; k < params_.size(); ++k) {
     torch::autograd::impl::set_post_acc_grad_hooks(params_[k].tensor,
                                                    std::make_unique<BucketHook>([this, k] { on_gradient(k); }));
@@ -49,56 +51,50 @@ GradientBuckets::~GradientBuckets() {
 }
 
 void GradientBuckets::arm() {
-  for (auto& b : buckets_) b.ready = 0, b.issued = false, b.flat = at::Tensor();
+  for (auto& f : in_flight_) f = InFlight{};
   next_to_issue_ = 0;
   armed_ = true;
 }
 
 void GradientBuckets::on_gradient(size_t param) {
   if (!armed_) return;
-  ++buckets_[bucket_of_[param]].ready;
+  ++in_flight_[bucket_of_[param]].ready;
   issue_ready_buckets();
 }
 
 void GradientBuckets::issue_ready_buckets() {
-  while (next_to_issue_ < buckets_.size() && buckets_[next_to_issue_].ready == buckets_[next_to_issue_].params.size()) {
-    issue(buckets_[next_to_issue_++]);
+  while (next_to_issue_ < buckets_.size() && in_flight_[next_to_issue_].ready == buckets_[next_to_issue_].params.size()) {
+    issue(next_to_issue_++);
   }
 }
 
-void GradientBuckets::issue(Bucket& bucket) {
+void GradientBuckets::issue(size_t b) {
   at::NoGradGuard no_grad;
-  std::vector<at::Tensor> parts;
+  const Bucket& bucket = buckets_[b];
+  at::Tensor flat = at::empty({bucket.padded}, params_[bucket.params.front()].tensor.options().dtype(at::kFloat));
+  int64_t offset = 0;
   for (size_t k : bucket.params) {
-    const at::Tensor& t = params_[k].tensor;
-    parts.push_back(t.grad().defined() ? t.grad().reshape({-1}).to(at::kFloat) : at::zeros({t.numel()}, t.options().dtype(at::kFloat)));
+    at::Tensor& t = params_[k].tensor;
+    at::Tensor part = flat.narrow(0, offset, t.numel());
+    t.grad().defined() ? part.copy_(t.grad().reshape({-1})) : part.zero_();
+    if (handlers_.free_gradients_on_issue) t.mutable_grad() = at::Tensor();
+    offset += t.numel();
   }
-  bucket.flat = at::cat(parts);
-  bucket.pending = reduce_(bucket.flat);
-  bucket.issued = true;
+  if (bucket.padded > offset) flat.narrow(0, offset, bucket.padded - offset).zero_();
+  in_flight_[b].flat = flat;
+  in_flight_[b].pending = handlers_.issue(b, flat);
 }
 
 void GradientBuckets::finish() {
   PDSD_CHECK(armed_, "GradientBuckets::finish without arm()");
   armed_ = false;
   // Buckets whose parameters got no gradient (unused this step) never completed: issue them now, in order.
-  while (next_to_issue_ < buckets_.size()) issue(buckets_[next_to_issue_++]);
+  while (next_to_issue_ < buckets_.size()) issue(next_to_issue_++);
   at::NoGradGuard no_grad;
-  for (auto& b : buckets_) {
-    b.pending.wait();
-    int64_t offset = 0;
-    for (size_t k : b.params) {
-      at::Tensor& t = params_[k].tensor;
-      const int64_t n = t.numel();
-      at::Tensor sum = b.flat.narrow(0, offset, n).view_as(t);
-      if (t.grad().defined()) {
-        t.mutable_grad().copy_(sum);
-      } else {
-        t.mutable_grad() = sum.to(t.scalar_type()).clone();
-      }
-      offset += n;
-    }
-    b.flat = at::Tensor();
+  for (size_t b = 0; b < buckets_.size(); ++b) {
+    in_flight_[b].pending.wait();
+    handlers_.complete(b, in_flight_[b].flat);
+    in_flight_[b] = InFlight{};
   }
 }
 

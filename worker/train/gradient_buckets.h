@@ -1,20 +1,19 @@
-// DDP's gradient reduction overlapped with backward. Trainable parameters are grouped into buckets of
-// about `bucket_cap_mb` (transformers' ddp_bucket_cap_mb, 25 by default), in reverse order, which is
-// roughly the order backward produces their gradients. During the last micro-batch's backward of an
-// optimizer step, each parameter's post-accumulate-grad hook counts it in; as soon as a bucket is
-// complete its gradients are copied into one flat fp32 buffer and an all-reduce is issued without
-// waiting (Collectives::all_reduce_async), so with NCCL the reduction of the last layers runs while
-// backward computes the first ones. finish() issues what is left, waits, and copies the sums back.
+// Gradient reduction overlapped with backward, shared by DDP and ZeRO-1/2. Trainable parameters are
+// grouped into buckets of about `bucket_cap_mb` of fp32 (transformers' ddp_bucket_cap_mb, 25 by
+// default), in reverse order, which is roughly the order backward produces their gradients. While a
+// backward runs armed, each parameter's post-accumulate-grad hook counts it in; as soon as a bucket is
+// complete its gradients are copied into one flat fp32 buffer (zeros for a parameter with no gradient,
+// zero padding up to a multiple of `pad_multiple`) and handed to `issue`, which starts the bucket's
+// collective without waiting (DDP: all-reduce; ZeRO: reduce-scatter into this rank's shard). With
+// NCCL the reduction of the last layers thus runs while backward computes the first ones. finish()
+// issues what is left, waits for each bucket in order and hands its buffer to `complete`.
 //
 // Buckets are issued strictly in bucket order (a finished bucket waits for its predecessors), so every
-// rank issues the same collectives in the same order whatever order its hooks fire in. Parameters
-// with no gradient this step (unused) count as zeros. Earlier micro-batches just accumulate, as
-// DDP's no_sync does: no communication until the step's last one.
+// rank issues the same collectives in the same order whatever order its hooks fire in. A backward
+// that is not armed just accumulates into .grad (DDP's no_sync, ZeRO-1's non-boundary micro-steps).
 //
-//   GradientBuckets buckets(trainable, reduce_async, 25);
-//   buckets.arm();                   // before the step's last backward
-//   loss.backward();
-//   buckets.finish();                // every parameter's .grad now holds the sum over ranks
+//   GradientBuckets buckets(trainable, 25, 1, {.issue = all_reduce_async, .complete = copy_back});
+//   buckets.arm();  loss.backward();  buckets.finish();
 #pragma once
 
 #include <ATen/ATen.h>
@@ -29,32 +28,45 @@ namespace pdsd {
 
 class GradientBuckets {
  public:
-  using ReduceAsync = std::function<dist::PendingCollective(const at::Tensor& flat)>;
+  struct Handlers {
+    // Starts bucket `b`'s collective on `flat` (fp32, padded). The handle keeps what it needs alive.
+    std::function<dist::PendingCollective(size_t b, const at::Tensor& flat)> issue;
+    // Once that collective is done: uses its result.
+    std::function<void(size_t b, const at::Tensor& flat)> complete;
+    // Drop each parameter's .grad as soon as its bucket is copied out (ZeRO-2: full gradients never
+    // pile up); DDP keeps them and writes the sums back.
+    bool free_gradients_on_issue = false;
+  };
+  struct Bucket {
+    std::vector<size_t> params;  // indices into the parameter list, in bucket (reverse) order
+    int64_t numel = 0;           // without padding
+    int64_t padded = 0;          // numel rounded up to a multiple of pad_multiple
+  };
 
-  GradientBuckets(const std::vector<TrainableParameter>& params, ReduceAsync reduce, double bucket_cap_mb);
+  GradientBuckets(const std::vector<TrainableParameter>& params, double bucket_cap_mb, int64_t pad_multiple,
+                  Handlers handlers);
   ~GradientBuckets();
   GradientBuckets(const GradientBuckets&) = delete;
   GradientBuckets& operator=(const GradientBuckets&) = delete;
 
   void arm();
   void finish();
-  size_t bucket_count() const { return buckets_.size(); }
+  const std::vector<Bucket>& buckets() const { return buckets_; }
 
  private:
-  struct Bucket {
-    std::vector<size_t> params;  // indices into params_
+  struct InFlight {
     size_t ready = 0;
     at::Tensor flat;
     dist::PendingCollective pending;
-    bool issued = false;
   };
   void on_gradient(size_t param);
   void issue_ready_buckets();
-  void issue(Bucket& bucket);
+  void issue(size_t b);
 
   std::vector<TrainableParameter> params_;
-  ReduceAsync reduce_;
+  Handlers handlers_;
   std::vector<Bucket> buckets_;
+  std::vector<InFlight> in_flight_;
   std::vector<size_t> bucket_of_;
   size_t next_to_issue_ = 0;
   bool armed_ = false;

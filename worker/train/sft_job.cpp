@@ -275,11 +275,18 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
     comm.all_gather_async = [collectives](const at::Tensor& out, const at::Tensor& in) {
       return collectives->all_gather_async(out, in);
     };
+    comm.reduce_scatter_async = [collectives](const at::Tensor& out, const at::Tensor& in) {
+      return collectives->reduce_scatter_async(out, in);
+    };
     comm.all_reduce_sum = [collectives](const at::Tensor& t) { collectives->all_reduce(t); };
   } else {
     comm.reduce_scatter_sum = [](const at::Tensor& out, const at::Tensor& in) { out.copy_(in); };
     comm.all_gather = [](const at::Tensor& out, const at::Tensor& in) { out.copy_(in); };
     comm.all_gather_async = [](const at::Tensor& out, const at::Tensor& in) {
+      out.copy_(in);
+      return dist::PendingCollective();
+    };
+    comm.reduce_scatter_async = [](const at::Tensor& out, const at::Tensor& in) {
       out.copy_(in);
       return dist::PendingCollective();
     };
@@ -305,20 +312,40 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
   }
   std::unique_ptr<GradientBuckets> buckets;
   if (collectives != nullptr && env.world_size > 1 && config.zero_stage == 0) {
-    // DDP: gradients all-reduced bucket by bucket while backward runs (NCCL overlaps them; Gloo
-    // reduces each bucket as it completes).
-    buckets = std::make_unique<GradientBuckets>(
-        trainable,
-        [collectives](const at::Tensor& flat) { return collectives->all_reduce_async(flat); },
-        config.ddp_bucket_cap_mb);
-    if (lead) log::info("DDP: ", buckets->bucket_count(), " gradient bucket(s) of up to ", config.ddp_bucket_cap_mb, " MB, reduced during backward");
-    options.before_last_backward = [&buckets] { buckets->arm(); };
-    options.reduce_gradients = [&buckets] { buckets->finish(); };
+    // DDP: gradients all-reduced bucket by bucket while the step's last backward runs (NCCL overlaps
+    // them; Gloo reduces each bucket as it completes), then the sums written back into .grad.
+    GradientBuckets::Handlers handlers;
+    handlers.issue = [collectives](size_t, const at::Tensor& flat) { return collectives->all_reduce_async(flat); };
+    handlers.complete = [&trainable, &buckets](size_t b, const at::Tensor& flat) {
+      int64_t offset = 0;
+      for (size_t k : buckets->buckets()[b].params) {
+        at::Tensor& t = trainable[k].tensor;
+        at::Tensor sum = flat.narrow(0, offset, t.numel()).view_as(t);
+        if (t.grad().defined()) {
+          t.mutable_grad().copy_(sum);
+        } else {
+          t.mutable_grad() = sum.to(t.scalar_type()).clone();
+        }
+        offset += t.numel();
+      }
+    };
+    buckets = std::make_unique<GradientBuckets>(trainable, config.ddp_bucket_cap_mb, 1, std::move(handlers));
+    if (lead) log::info("DDP: ", buckets->buckets().size(), " gradient bucket(s) of up to ", config.ddp_bucket_cap_mb, " MB, reduced during backward");
+    options.before_backward = [&buckets](bool last) { if (last) buckets->arm(); };
+    options.after_backward = [&buckets](bool last) { if (last) buckets->finish(); };
+    options.gradients_reduced_in_backward = true;
   }
   std::unique_ptr<ShardedAdamW> sharded;
   if (collectives != nullptr && env.world_size > 1 && config.zero_stage > 0 && !trainable.empty()) {
-    // ZeRO-1/2, and ZeRO-3's LoRA adapters (small, kept whole): optimizer state sharded.
-    sharded = std::make_unique<ShardedAdamW>(trainable, options.adam, comm);
+    // ZeRO-1/2, and ZeRO-3's LoRA adapters (small, kept whole; they follow ZeRO-2): optimizer state
+    // sharded, gradients reduce-scattered in buckets during backward.
+    sharded = std::make_unique<ShardedAdamW>(
+        trainable,
+        ShardedAdamWOptions{.adam = options.adam, .stage = std::min<int>(config.zero_stage, 2),
+                            .bucket_cap_mb = config.ddp_bucket_cap_mb},
+        comm);
+    options.before_backward = [&sharded](bool last) { sharded->before_backward(last); };
+    options.after_backward = [&sharded](bool last) { sharded->after_backward(last); };
     options.sharded_step = [&sharded](double lr, double max_norm) { return sharded->step(lr, max_norm); };
     options.sharded_state_bytes = [&sharded] { return sharded->state_bytes(); };
     options.sharded_state_tensors = [&sharded] { return sharded->state_tensors(); };

@@ -3,80 +3,121 @@
 #include <ATen/core/grad_mode.h>
 
 #include <cmath>
+#include <deque>
 
 #include "common/error.h"
 #include "worker/train/flat_shard.h"
+#include "worker/train/gradient_buckets.h"
 
 namespace pdsd {
 
-ShardedAdamW::ShardedAdamW(const std::vector<TrainableParameter>& params, AdamWOptions options, ShardComm comm)
+ShardedAdamW::ShardedAdamW(const std::vector<TrainableParameter>& params, ShardedAdamWOptions options, ShardComm comm)
     : params_(params), options_(options), comm_(std::move(comm)) {
   at::NoGradGuard no_grad;
   PDSD_CHECK(!params_.empty() && comm_.world_size >= 1, "ShardedAdamW needs parameters and a world");
-  std::vector<int64_t> numels;
+  PDSD_CHECK(comm_.reduce_scatter_async && comm_.all_gather_async && comm_.all_reduce_sum, "ShardedAdamW needs collectives");
+  std::vector<int64_t> global_offset;
+  int64_t total = 0;
   for (const auto& p : params_) {
     PDSD_CHECK(p.tensor.scalar_type() == at::kFloat, "ShardedAdamW keeps fp32 master weights; ", p.name, " is ",
                p.tensor.scalar_type());
-    numels.push_back(p.tensor.numel());
+    global_offset.push_back(total);
+    total += p.tensor.numel();
   }
-  FlatShardLayout layout(numels, comm_.rank, comm_.world_size);
-  total_ = layout.total, shard_ = layout.shard, padded_ = layout.padded;
+  GradientBuckets::Handlers handlers;
+  handlers.free_gradients_on_issue = true;
+  handlers.issue = [this](size_t b, const at::Tensor& flat) {
+    reduced_[b] = at::empty({chunk_[b]}, flat.options());
+    return comm_.reduce_scatter_async(reduced_[b], flat);
+  };
+  handlers.complete = [this](size_t b, const at::Tensor&) {
+    grad_shard_.narrow(0, chunk_offset_[b], chunk_[b]).add_(reduced_[b]);
+    reduced_[b] = at::Tensor();
+  };
+  buckets_ = std::make_unique<GradientBuckets>(params_, options_.bucket_cap_mb, comm_.world_size, std::move(handlers));
+
+  // This rank's chunk of every bucket, one after another, is its shard.
+  std::vector<FlatShardLayout> layouts;
+  int64_t shard = 0;
+  for (const auto& bucket : buckets_->buckets()) {
+    std::vector<int64_t> numels;
+    for (size_t k : bucket.params) numels.push_back(params_[k].tensor.numel());
+    layouts.emplace_back(numels, comm_.rank, comm_.world_size);
+    chunk_.push_back(layouts.back().shard);
+    chunk_offset_.push_back(shard);
+    shard += layouts.back().shard;
+  }
+  reduced_.resize(chunk_.size());
   auto opts = params_.front().tensor.options().requires_grad(false);
-  master_ = at::zeros({shard_}, opts);
-  exp_avg_ = at::zeros({shard_}, opts);
-  exp_avg_sq_ = at::zeros({shard_}, opts);
-  grad_shard_ = at::zeros({shard_}, opts);
-  for (const auto& lp : layout.pieces) {
-    const auto& p = params_[lp.tensor];
-    Piece piece;
-    piece.master = master_.narrow(0, lp.shard_offset, lp.length);
-    piece.master.copy_(p.tensor.detach().reshape({-1}).narrow(0, lp.tensor_offset, lp.length));
-    piece.exp_avg = exp_avg_.narrow(0, lp.shard_offset, lp.length);
-    piece.exp_avg_sq = exp_avg_sq_.narrow(0, lp.shard_offset, lp.length);
-    piece.step = at::zeros({}, opts);
-    piece.decay = p.decay;
-    pieces_.push_back(piece);
-    piece_grads_.push_back(grad_shard_.narrow(0, lp.shard_offset, lp.length));
+  master_ = at::zeros({shard}, opts);
+  exp_avg_ = at::zeros({shard}, opts);
+  exp_avg_sq_ = at::zeros({shard}, opts);
+  grad_shard_ = at::zeros({shard}, opts);
+  for (size_t b = 0; b < layouts.size(); ++b) {
+    for (const auto& lp : layouts[b].pieces) {
+      Piece piece;
+      piece.param = buckets_->buckets()[b].params[lp.tensor];
+      piece.global_offset = global_offset[piece.param] + lp.tensor_offset;
+      const int64_t at_ = chunk_offset_[b] + lp.shard_offset;
+      piece.master = master_.narrow(0, at_, lp.length);
+      piece.master.copy_(params_[piece.param].tensor.detach().reshape({-1}).narrow(0, lp.tensor_offset, lp.length));
+      piece.grad = grad_shard_.narrow(0, at_, lp.length);
+      piece.exp_avg = exp_avg_.narrow(0, at_, lp.length);
+      piece.exp_avg_sq = exp_avg_sq_.narrow(0, at_, lp.length);
+      piece.step = at::zeros({}, opts);
+      pieces_.push_back(piece);
+    }
   }
+}
+
+ShardedAdamW::~ShardedAdamW() = default;
+
+void ShardedAdamW::before_backward(bool last) {
+  if (reduces_now(last)) buckets_->arm();
+}
+
+void ShardedAdamW::after_backward(bool last) {
+  if (reduces_now(last)) buckets_->finish();
 }
 
 double ShardedAdamW::step(double lr, double max_grad_norm) {
   at::NoGradGuard no_grad;
-  // 1. Each rank's local gradients, flat and padded; reduce-scatter sums them, this rank keeps its shard.
-  std::vector<at::Tensor> flat_parts;
-  for (auto& p : params_) {
-    flat_parts.push_back(p.tensor.grad().defined() ? p.tensor.grad().reshape({-1}).to(at::kFloat)
-                                                   : at::zeros({p.tensor.numel()}, master_.options()));
-  }
-  if (padded_ > total_) flat_parts.push_back(at::zeros({padded_ - total_}, master_.options()));
-  at::Tensor flat = at::cat(flat_parts);
-  comm_.reduce_scatter_sum(grad_shard_, flat);
-  flat = at::Tensor();
-  for (auto& p : params_) p.tensor.mutable_grad() = at::Tensor();
-
-  // 2. The global norm from every shard's squared norm; clip as torch's clip_grad_norm_ does.
+  // 1. The global norm from every shard's squared norm; clip as torch's clip_grad_norm_ does.
   at::Tensor sq = grad_shard_.to(at::kDouble).square().sum().reshape({1});
   comm_.all_reduce_sum(sq);
   const double norm = std::sqrt(sq.item<double>());
   if (max_grad_norm > 0) grad_shard_.mul_(std::min(1.0, max_grad_norm / (norm + 1e-6)));
 
-  // 3. AdamW on this rank's shard.
+  // 2. AdamW on this rank's shard.
   std::vector<AdamWSlot> slots;
-  for (size_t i = 0; i < pieces_.size(); ++i) {
-    const Piece& p = pieces_[i];
-    slots.push_back({p.master, piece_grads_[i], p.exp_avg, p.exp_avg_sq, p.step, p.decay});
+  for (const Piece& p : pieces_) {
+    slots.push_back({p.master, p.grad, p.exp_avg, p.exp_avg_sq, p.step, params_[p.param].decay});
   }
-  adamw_update(slots, lr, options_);
+  adamw_update(slots, lr, options_.adam);
+  grad_shard_.zero_();
 
-  // 4. Every rank gets every updated shard back into its full parameters.
-  at::Tensor gathered = at::empty({padded_}, master_.options());
-  comm_.all_gather(gathered, master_);
-  int64_t offset = 0;
-  for (auto& p : params_) {
-    const int64_t n = p.tensor.numel();
-    p.tensor.detach().copy_(gathered.narrow(0, offset, n).view_as(p.tensor));
-    offset += n;
+  // 3. Every rank gets every updated chunk back into its full parameters, bucket by bucket, with the
+  // next bucket's all-gather in flight while one is copied out.
+  const auto& buckets = buckets_->buckets();
+  std::deque<std::pair<size_t, std::pair<at::Tensor, dist::PendingCollective>>> in_flight;
+  auto copy_out = [&] {
+    auto& [b, gathered] = in_flight.front();
+    gathered.second.wait();
+    int64_t offset = 0;
+    for (size_t k : buckets[b].params) {
+      at::Tensor t = params_[k].tensor.detach();
+      t.copy_(gathered.first.narrow(0, offset, t.numel()).view_as(t));
+      offset += t.numel();
+    }
+    in_flight.pop_front();
+  };
+  for (size_t b = 0; b < buckets.size(); ++b) {
+    at::Tensor out = at::empty({buckets[b].padded}, master_.options());
+    dist::PendingCollective pending = comm_.all_gather_async(out, master_.narrow(0, chunk_offset_[b], chunk_[b]));
+    in_flight.emplace_back(b, std::make_pair(out, std::move(pending)));
+    if (in_flight.size() > 2) copy_out();
   }
+  while (!in_flight.empty()) copy_out();
   return norm;
 }
 
@@ -84,13 +125,15 @@ int64_t ShardedAdamW::state_bytes() const {
   return exp_avg_.nbytes() + exp_avg_sq_.nbytes() + static_cast<int64_t>(pieces_.size()) * 4;
 }
 
-}  // namespace pdsd
-
-namespace pdsd {
-
 std::vector<std::pair<std::string, at::Tensor>> ShardedAdamW::state_tensors() const {
-  std::vector<std::pair<std::string, at::Tensor>> out = {{"master", master_}, {"exp_avg", exp_avg_}, {"exp_avg_sq", exp_avg_sq_}};
-  for (size_t i = 0; i < pieces_.size(); ++i) out.emplace_back("step." + std::to_string(i), pieces_[i].step);
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (const Piece& p : pieces_) {
+    const std::string at_ = "@" + std::to_string(p.global_offset);
+    out.emplace_back("param" + at_, p.master);
+    out.emplace_back("exp_avg" + at_, p.exp_avg);
+    out.emplace_back("exp_avg_sq" + at_, p.exp_avg_sq);
+    out.emplace_back("step@" + std::to_string(p.param), p.step);
+  }
   return out;
 }
 

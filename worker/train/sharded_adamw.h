@@ -1,17 +1,27 @@
-// ZeRO-1/2 optimizer step: every rank keeps AdamW state (fp32 exp_avg, exp_avg_sq) for 1/N of the
-// trainable parameters only. After backward, the flat gradient is reduce-scattered (each rank gets
-// the summed gradient of its shard), clipped by the global norm (an all-reduce of the shards'
-// squared norms), the shard is updated with libtorch's fused AdamW, and the updated shards are
-// all-gathered back into every rank's full parameters. The numbers equal replicated DDP + AdamW; the
-// optimizer state per rank falls as 1/N (tests/e2e/zero_matches_single_process.sh).
+// ZeRO-1/2 optimizer: every rank keeps fp32 master weights and AdamW state (exp_avg, exp_avg_sq) for
+// 1/N of the trainable parameters only, and never a reduced full gradient.
 //
-// Parameters are laid out flat in the order given, padded to a multiple of N (flat_shard.h); a shard
-// may cut a parameter in two, which is fine for AdamW (elementwise) once decay is applied per piece.
+// Gradients are reduced during backward, bucket by bucket (gradient_buckets.h): each bucket's flat
+// fp32 gradient, padded to a multiple of N, is reduce-scattered, and rank r keeps chunk r of every
+// bucket, summed into its fp32 gradient shard. ZeRO-1 reduces once per optimizer step (the step's last
+// micro-batch; earlier ones accumulate into .grad, with no communication); ZeRO-2 reduces every
+// micro-batch and drops each .grad as soon as its bucket is copied out, so full gradients never pile
+// up across micro-batches. The step: clip by the global norm (an all-reduce of the shards' squared
+// norms), libtorch's fused AdamW on the shard, then each bucket's updated chunks all-gathered back
+// into every rank's full parameters. The numbers equal replicated DDP + AdamW within float32 rounding
+// (tests/e2e/sharded_training_matches_single_process.sh); the state per rank falls as 1/N.
+//
+// A chunk may cut a parameter in two, which is fine for AdamW (elementwise) once decay is applied per
+// piece. Checkpoints see this rank's pieces as "<kind>@<offset>" in the trainable parameters' flat
+// order (checkpoint_shards.h), so a checkpoint does not depend on the bucket layout or world size.
 #pragma once
 
 #include <ATen/ATen.h>
 
 #include <functional>
+#include <memory>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "worker/dist/collectives.h"
@@ -20,39 +30,57 @@
 
 namespace pdsd {
 
+class GradientBuckets;
+
 struct ShardComm {
   int rank = 0;
   int world_size = 1;
   std::function<void(const at::Tensor& out_shard, const at::Tensor& in_flat)> reduce_scatter_sum;
   std::function<void(const at::Tensor& out_flat, const at::Tensor& in_shard)> all_gather;
   std::function<void(const at::Tensor&)> all_reduce_sum;
-  // all_gather issued without waiting (ZeRO-3 prefetch); unset: all_gather, then nothing to wait for.
+  // Issued without waiting (ZeRO-3's prefetch, ZeRO-1/2's buckets during backward).
   std::function<dist::PendingCollective(const at::Tensor& out_flat, const at::Tensor& in_shard)> all_gather_async;
+  std::function<dist::PendingCollective(const at::Tensor& out_shard, const at::Tensor& in_flat)> reduce_scatter_async;
+};
+
+struct ShardedAdamWOptions {
+  AdamWOptions adam;
+  int stage = 2;               // 1: reduce at the step's last micro-batch; 2: at every micro-batch
+  double bucket_cap_mb = 25;   // job key ddp_bucket_cap_mb
 };
 
 class ShardedAdamW {
  public:
-  ShardedAdamW(const std::vector<TrainableParameter>& params, AdamWOptions options, ShardComm comm);
+  ShardedAdamW(const std::vector<TrainableParameter>& params, ShardedAdamWOptions options, ShardComm comm);
+  ~ShardedAdamW();
 
-  // Uses and then clears each parameter's local (unreduced) gradient; returns the global grad norm
-  // before clipping. Every rank must call it at the same step.
+  // Around every micro-batch's backward (trainer hooks); `last`: the optimizer step's last one.
+  void before_backward(bool last);
+  void after_backward(bool last);
+  // Clips and updates this rank's shard, gathers the updated parameters; returns the global grad
+  // norm before clipping. Every rank must call it at the same step.
   double step(double lr, double max_grad_norm);
   int64_t state_bytes() const;
-  // This rank's shard of master weights and state by name (views), for checkpoints.
+  // This rank's pieces as "param@<offset>", "exp_avg@<offset>", "exp_avg_sq@<offset>" (views of the
+  // master weights and moments) and "step@<parameter index>", for checkpoints.
   std::vector<std::pair<std::string, at::Tensor>> state_tensors() const;
 
  private:
-  struct Piece {  // the part of one parameter inside this rank's shard
-    at::Tensor master, exp_avg, exp_avg_sq, step;  // views into the shard buffers
-    bool decay = true;
+  struct Piece {  // the part of one parameter inside this rank's chunk of one bucket
+    size_t param = 0;
+    int64_t global_offset = 0;  // in the trainable parameters' flat order (checkpoints)
+    at::Tensor master, grad, exp_avg, exp_avg_sq, step;  // views into the shard buffers
   };
+  bool reduces_now(bool last) const { return last || options_.stage >= 2; }
+
   std::vector<TrainableParameter> params_;
-  AdamWOptions options_;
+  ShardedAdamWOptions options_;
   ShardComm comm_;
-  int64_t total_ = 0, padded_ = 0, shard_ = 0;
-  at::Tensor master_, exp_avg_, exp_avg_sq_, grad_shard_;  // [shard_] fp32
+  std::unique_ptr<GradientBuckets> buckets_;
+  std::vector<int64_t> chunk_, chunk_offset_;  // per bucket: this rank's chunk length and place in the shard
+  std::vector<at::Tensor> reduced_;            // per bucket: the reduce-scatter's output, until added in
+  at::Tensor master_, exp_avg_, exp_avg_sq_, grad_shard_;  // this rank's shard, fp32
   std::vector<Piece> pieces_;
-  std::vector<at::Tensor> piece_grads_;  // views into grad_shard_, aligned with pieces_
 };
 
 }  // namespace pdsd

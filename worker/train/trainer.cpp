@@ -51,8 +51,8 @@ Trainer::Trainer(CausalLM& model, std::vector<TrainableParameter> trainable, Tra
       trainable_(std::move(trainable)),
       options_(std::move(options)) {
   PDSD_CHECK(!trainable_.empty() || options_.sharded_step, "nothing to train: no trainable parameter");
-  PDSD_CHECK(!options_.all_reduce_sum || options_.reduce_gradients || options_.sharded_step,
-             "data parallelism needs a gradient reduction: reduce_gradients (DDP) or sharded_step (ZeRO)");
+  PDSD_CHECK(!options_.all_reduce_sum || options_.gradients_reduced_in_backward || options_.sharded_step,
+             "data parallelism needs a gradient reduction: DDP's buckets or a ZeRO sharded_step");
   if (!options_.sharded_step) optimizer_ = std::make_unique<AdamW>(tensors_of(trainable_), decay_of(trainable_), options_.adam);
 }
 
@@ -84,14 +84,14 @@ StepRecord Trainer::step(const std::vector<TrainBatch>& micro_batches) {
     const auto& b = micro_batches[i];
     at::Tensor hidden = model_.hidden_states(b.tokens);
     LossSum loss = causal_lm_loss(hidden, model_.lm_head_weight(), b.labels, options_.loss_chunk_tokens);
-    if (i + 1 == micro_batches.size() && options_.before_last_backward) options_.before_last_backward();
+    const bool last = i + 1 == micro_batches.size();
+    if (options_.before_backward) options_.before_backward(last);
     (loss.sum / static_cast<double>(step_tokens)).backward();
+    if (options_.after_backward) options_.after_backward(last);
     loss_sum += loss.sum.item<double>();
   }
   if (options_.after_forward) options_.after_forward();
-  // Data parallelism: DDP's buckets finish their reduction here (a ZeRO step reduces its own); the
-  // logged loss is the global one.
-  if (options_.reduce_gradients) options_.reduce_gradients();
+  // Data parallelism: gradients were reduced during backward (DDP, ZeRO-1/2); the logged loss is the global one.
   if (options_.all_reduce_sum) {
     at::Tensor loss_total = at::tensor({loss_sum}, at::kDouble);
     options_.all_reduce_sum(loss_total);

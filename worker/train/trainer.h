@@ -43,8 +43,8 @@ struct TrainerOptions {
   int64_t loss_chunk_tokens = 1024;
   std::string log_path;  // trainer_log.jsonl; empty: none
   // Data parallelism: sums a tensor over all ranks in place. When set, the step's token count and
-  // loss are summed across ranks; the gradients are reduced by reduce_gradients (DDP) or inside
-  // sharded_step (ZeRO), one of which must be set too, so every rank applies the same global update.
+  // loss are summed across ranks; the gradients are reduced by DDP's buckets
+  // (gradients_reduced_in_backward) or by ZeRO (sharded_step), so every rank applies the same global update.
   std::function<void(at::Tensor&)> all_reduce_sum;
   bool log_to_console = true;  // rank 0 logs; the others stay quiet
   // ZeRO-1/2: when set, reduction, clipping and the update happen in this sharded step instead
@@ -56,10 +56,13 @@ struct TrainerOptions {
   // (or the evaluation), to gather and free the weights used across the whole pass.
   std::function<void()> before_forward;
   std::function<void()> after_forward;
-  // DDP with gradient buckets (gradient_buckets.h): armed before a step's last backward, finished
-  // after it.
-  std::function<void()> before_last_backward;
-  std::function<void()> reduce_gradients;
+  // Around every micro-batch's backward; `last`: the optimizer step's last one. Gradient buckets
+  // (gradient_buckets.h) are armed and finished here: DDP's and ZeRO-1's on the last micro-batch
+  // only, ZeRO-2's on every one.
+  std::function<void(bool last)> before_backward;
+  std::function<void(bool last)> after_backward;
+  // DDP: set when the buckets above reduce the gradients (the trainer checks that some reduction exists).
+  bool gradients_reduced_in_backward = false;
   // Called after every optimizer step with its 1-based number (checkpoints hang here).
   std::function<void(int64_t step)> on_step_end;
   // Called on every rank after every optimizer step with its record's figures (progress reports).
