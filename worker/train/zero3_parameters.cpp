@@ -198,7 +198,7 @@ double Zero3Parameters::step(double lr, double max_grad_norm) {
   at::NoGradGuard no_grad;
   at::Tensor sq = at::zeros({1}, at::TensorOptions().dtype(at::kDouble).device(options_.device));
   for (auto& u : units_) {
-    if (u->trains) sq += u->grad.to(at::kDouble).square().sum();
+    if (u->trains) sq += u->grad.norm().to(at::kDouble).square();  // no float64 copy of the shard
   }
   comm_.all_reduce_sum(sq);
   const double norm = std::sqrt(sq.item<double>());
