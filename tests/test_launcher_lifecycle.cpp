@@ -64,6 +64,21 @@ TEST(LauncherLifecycle, FirstFailureStopsTheGroupAndNamesTheRootCause) {
   EXPECT_NE(r.output.find("    about to fail"), std::string::npos) << r.output;
 }
 
+// Workers that catch SIGTERM to save a checkpoint (as pdsd-worker does) would wait for the dead rank
+// until --stop-grace: after a failure nothing can be saved, so the others are killed at once and the
+// restart does not wait out the grace.
+TEST(LauncherLifecycle, FailureStopsWorkersThatCatchSigtermWithoutWaitingOutTheGrace) {
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = run_command(kLaunch + " --nproc 2 --stop-grace 30 --max-restarts 1 -- sh -c "
+                       "'if [ $TORCHELASTIC_RESTART_COUNT = 1 ]; then echo second attempt; exit 0; fi; "
+                       "if [ $RANK = 1 ]; then sleep 0.5; exit 3; fi; trap \"echo got TERM\" TERM; "
+                       "while true; do sleep 0.1; done'");
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("[rank0]:second attempt"), std::string::npos) << r.output;
+  EXPECT_LT(seconds, 10) << "the restart waited for a worker that catches SIGTERM\n" << r.output;
+}
+
 TEST(LauncherLifecycle, SignalDeathIsReportedByName) {
   auto r = run_command(kLaunch + " --nproc 2 --stop-grace 5 -- sh -c 'if [ $RANK = 0 ]; then kill -SEGV $$; fi; sleep 60'");
   EXPECT_EQ(r.exit_code, 128 + SIGSEGV) << r.output;
