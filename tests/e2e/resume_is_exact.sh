@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A run interrupted after a checkpoint and resumed with resume_from_checkpoint continues exactly: the
 # loss at every later step is bit-identical to the uninterrupted run's (same data order, learning
-# rate, optimizer state and RNG — LoRA dropout included), for DDP and for ZeRO-2 with 2 workers.
+# rate, optimizer state and RNG — LoRA dropout included), for DDP and for ZeRO-2 with 2 workers, also
+# ZeRO-2 in bf16 (whole weights in bf16, fp32 masters only in the shards).
 # Also: save_total_limit keeps the newest checkpoints, and `auto` picks the newest complete one.
 set -euo pipefail
 bin=$1
@@ -14,10 +15,10 @@ run() {  # name config extra...
   "$bin/pdsd-launch" --nproc 2 --standalone "configs/$config" "${common[@]}" "$@" "output_dir=$out/$name" \
     > "$out/$name.txt" 2>&1 || { tail -30 "$out/$name.txt"; exit 1; }
 }
-for case in "sft.yaml zero_stage=0" "lora.yaml zero_stage=2 lora_dropout=0.1"; do
+for case in "sft.yaml zero_stage=0" "lora.yaml zero_stage=2 lora_dropout=0.1" "sft.yaml zero_stage=2 bf16=true"; do
   set -- $case
   config=$1; shift
-  tag=${config%.yaml}
+  tag=${config%.yaml}-${case##* }  # e.g. sft-bf16=true: every case in its own folders
   run "$tag-full" "$config" "$@" save_total_limit=1
   [ -d "$out/$tag-full/checkpoint-8" ] && [ ! -d "$out/$tag-full/checkpoint-4" ] || { echo "save_total_limit=1 kept the wrong checkpoints"; ls "$out/$tag-full"; exit 1; }
   # The interrupted run: the same job as it stood right after its step-4 checkpoint (a copy of a full

@@ -86,8 +86,10 @@ std::vector<FileDigest> write_rank_files(const CheckpointContext& ctx, int64_t s
   // That equality also proves the shard layout is the one optimizer_segments assumes.
   std::vector<StateSegment> saved;
   for (auto& s : optimizer) {
-    const bool whole_elsewhere = s.kind == "param" && !trainable.empty() && !trainable.front().tensor.is_meta();
-    if (!whole_elsewhere) {  // optimizer state, or ZeRO-3's master shards: the only copy of the weights
+    // (A ZeRO "param" piece lies within one parameter; a meta one is saved only as shards.)
+    const bool whole_elsewhere =
+        s.kind == "param" && s.view.numel() > 0 && !trainable[layout.param_at(s.begin)].tensor.is_meta();
+    if (!whole_elsewhere) {  // optimizer state, or master shards of weights kept in a lower precision or sharded (ZeRO-3)
       saved.push_back(s);
       continue;
     }

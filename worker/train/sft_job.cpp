@@ -155,6 +155,9 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
   // ZeRO-3 (zero3_parameters.h) never makes a weight whole on the device: the model starts on the
   // memory-mapped views and each rank copies out its shards.
   const bool zero3 = config.zero_stage == 3;
+  // ZeRO-2 over several ranks keeps the fp32 masters only in each rank's shard (sharded_adamw.h):
+  // the whole trainable weights every rank computes with are then kept in the compute dtype too.
+  const bool low_precision_replicas = config.zero_stage == 2 && env.world_size > 1 && compute != at::kFloat;
   for (const auto& [name, view] : weights.tensors) {
     const bool trains = base_weight_trains(config, model_config, name);
     if (zero3) {
@@ -164,7 +167,8 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
       continue;
     }
     // Trainable weights get fp32 master copies; frozen ones are kept in the compute dtype.
-    at::Tensor t = view.to(device, trains ? at::kFloat : compute, /*non_blocking=*/false, /*copy=*/true);
+    const at::ScalarType dtype = trains && !low_precision_replicas ? at::kFloat : compute;
+    at::Tensor t = view.to(device, dtype, /*non_blocking=*/false, /*copy=*/true);
     if (trains) {
       t.requires_grad_(true);
       trainable.push_back({name, t, decays(name)});
@@ -342,8 +346,13 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
     sharded = std::make_unique<ShardedAdamW>(
         trainable,
         ShardedAdamWOptions{.adam = options.adam, .stage = std::min<int>(config.zero_stage, 2),
-                            .bucket_cap_mb = config.ddp_bucket_cap_mb},
+                            .bucket_cap_mb = config.ddp_bucket_cap_mb,
+                            .full_precision_source = [&weights](const std::string& name) { return weights.tensors.at(name); }},
         comm);
+    if (lead && low_precision_replicas) {
+      log::info("zero_stage 2: whole weights in ", compute == at::kBFloat16 ? "bf16" : "fp16",
+                " on every rank, fp32 masters and AdamW state for 1/", env.world_size, " of them");
+    }
     options.before_backward = [&sharded](bool last) { sharded->before_backward(last); };
     options.after_backward = [&sharded](bool last) { sharded->after_backward(last); };
     options.sharded_step = [&sharded](double lr, double max_norm) { return sharded->step(lr, max_norm); };
@@ -363,7 +372,14 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
   // whole: checkpoints see them as meta tensors and save each rank's master shards instead.
   const bool zero3_trains = zero3_params && zero3_params->trains_anything();
   checkpoints.zero_stage = sharded || zero3_trains ? config.zero_stage : 0;
-  const std::vector<TrainableParameter> checkpointed = zero3_trains ? zero3_params->checkpoint_layout() : trainable;
+  std::vector<TrainableParameter> checkpointed = zero3_trains ? zero3_params->checkpoint_layout() : trainable;
+  if (sharded && low_precision_replicas) {
+    // The whole weights are rounded copies: checkpoints keep the fp32 master shards instead, as under
+    // ZeRO-3 (meta tensors stand for weights saved only as shards).
+    for (auto& p : checkpointed) {
+      if (p.tensor.scalar_type() != at::kFloat) p.tensor = at::empty(p.tensor.sizes(), at::TensorOptions().dtype(at::kFloat).device(at::kMeta));
+    }
+  }
   // Saves: every save_steps, every save_minutes, and when a signal asks (save_signals.h). The ranks
   // agree on what to do at each step with one all-reduce (max) of their requests.
   SaveTriggers triggers(config.save_minutes);
@@ -384,6 +400,7 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
     const int64_t step = load_checkpoint(checkpoints, dir, checkpointed, trainer.optimizer_state());
     if (lead) keep_log_through(options.log_path, step);
     if (zero3_params) zero3_params->masters_changed();
+    if (sharded && low_precision_replicas) sharded->masters_changed();
     trainer.set_steps_done(step);
     if (lead) log::info("resumed from ", dir, " at step ", step, " of ", total_steps);
   }
@@ -421,6 +438,12 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
   // every rank takes part in gathering them whole, on the CPU, first.
   if (zero3_params) {
     std::map<std::string, at::Tensor> whole = zero3_params->gather_full_on_cpu(lead);
+    if (lead) {
+      for (auto& [name, tensor] : whole) model.parameters()[name] = tensor;
+    }
+  }
+  if (sharded && low_precision_replicas) {  // export the fp32 masters, not their rounded copies
+    std::map<std::string, at::Tensor> whole = sharded->gather_full_on_cpu(lead);
     if (lead) {
       for (auto& [name, tensor] : whole) model.parameters()[name] = tensor;
     }

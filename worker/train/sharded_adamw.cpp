@@ -19,8 +19,8 @@ ShardedAdamW::ShardedAdamW(const std::vector<TrainableParameter>& params, Sharde
   std::vector<int64_t> global_offset;
   int64_t total = 0;
   for (const auto& p : params_) {
-    PDSD_CHECK(p.tensor.scalar_type() == at::kFloat, "ShardedAdamW keeps fp32 master weights; ", p.name, " is ",
-               p.tensor.scalar_type());
+    PDSD_CHECK(at::isFloatingType(p.tensor.scalar_type()), "ShardedAdamW trains floating-point weights; ", p.name,
+               " is ", p.tensor.scalar_type());
     global_offset.push_back(total);
     total += p.tensor.numel();
   }
@@ -48,7 +48,7 @@ ShardedAdamW::ShardedAdamW(const std::vector<TrainableParameter>& params, Sharde
     shard += layouts.back().shard;
   }
   reduced_.resize(chunk_.size());
-  auto opts = params_.front().tensor.options().requires_grad(false);
+  auto opts = params_.front().tensor.options().dtype(at::kFloat).requires_grad(false);
   master_ = at::zeros({shard}, opts);
   exp_avg_ = at::zeros({shard}, opts);
   exp_avg_sq_ = at::zeros({shard}, opts);
@@ -60,7 +60,13 @@ ShardedAdamW::ShardedAdamW(const std::vector<TrainableParameter>& params, Sharde
       piece.global_offset = global_offset[piece.param] + lp.tensor_offset;
       const int64_t at_ = chunk_offset_[b] + lp.shard_offset;
       piece.master = master_.narrow(0, at_, lp.length);
-      piece.master.copy_(params_[piece.param].tensor.detach().reshape({-1}).narrow(0, lp.tensor_offset, lp.length));
+      const TrainableParameter& p = params_[piece.param];
+      const at::Tensor source = p.tensor.scalar_type() != at::kFloat && options_.full_precision_source
+                                    ? options_.full_precision_source(p.name)
+                                    : p.tensor.detach();
+      PDSD_CHECK(source.numel() == p.tensor.numel(), "the full-precision source of ", p.name, " has ", source.numel(),
+                 " elements, the parameter ", p.tensor.numel());
+      piece.master.copy_(source.reshape({-1}).narrow(0, lp.tensor_offset, lp.length));
       piece.grad = grad_shard_.narrow(0, at_, lp.length);
       piece.exp_avg = exp_avg_.narrow(0, at_, lp.length);
       piece.exp_avg_sq = exp_avg_sq_.narrow(0, at_, lp.length);
@@ -98,29 +104,60 @@ double ShardedAdamW::step(double lr, double max_grad_norm) {
   adamw_update(slots, lr, options_.adam);
   grad_shard_.zero_();
 
-  // 3. Every rank gets every updated chunk back into its full parameters, bucket by bucket, with the
-  // next bucket's all-gather in flight while one is copied out.
+  masters_changed();
+  return norm;
+}
+
+void ShardedAdamW::masters_changed() {
+  gather({}, [this](size_t k, const at::Tensor& whole) {
+    at::Tensor t = params_[k].tensor.detach();
+    t.copy_(whole.view_as(t));
+  });
+}
+
+std::map<std::string, at::Tensor> ShardedAdamW::gather_full_on_cpu(bool keep) {
+  std::map<std::string, at::Tensor> out;
+  gather(at::kFloat, [&](size_t k, const at::Tensor& whole) {
+    if (keep) out[params_[k].name] = whole.view(params_[k].tensor.sizes()).to(at::kCPU, /*non_blocking=*/false, /*copy=*/true);
+  });
+  return out;
+}
+
+// Every rank gets every bucket's chunks back, whole: in the parameters' own precision when updating
+// them (bf16 replicas: half the bytes), with the next bucket's all-gather in flight while one is
+// copied out.
+void ShardedAdamW::gather(std::optional<at::ScalarType> type,
+                          const std::function<void(size_t param, const at::Tensor& whole)>& sink) {
+  at::NoGradGuard no_grad;
   const auto& buckets = buckets_->buckets();
-  std::deque<std::pair<size_t, std::pair<at::Tensor, dist::PendingCollective>>> in_flight;
+  struct Gather {
+    size_t bucket;
+    at::Tensor out, in;
+    dist::PendingCollective pending;
+  };
+  std::deque<Gather> in_flight;
   auto copy_out = [&] {
-    auto& [b, gathered] = in_flight.front();
-    gathered.second.wait();
+    Gather& g = in_flight.front();
+    g.pending.wait();
     int64_t offset = 0;
-    for (size_t k : buckets[b].params) {
-      at::Tensor t = params_[k].tensor.detach();
-      t.copy_(gathered.first.narrow(0, offset, t.numel()).view_as(t));
-      offset += t.numel();
+    for (size_t k : buckets[g.bucket].params) {
+      const int64_t n = params_[k].tensor.numel();
+      sink(k, g.out.narrow(0, offset, n));
+      offset += n;
     }
     in_flight.pop_front();
   };
   for (size_t b = 0; b < buckets.size(); ++b) {
-    at::Tensor out = at::empty({buckets[b].padded}, master_.options());
-    dist::PendingCollective pending = comm_.all_gather_async(out, master_.narrow(0, chunk_offset_[b], chunk_[b]));
-    in_flight.emplace_back(b, std::make_pair(out, std::move(pending)));
+    at::ScalarType t = type.value_or(params_[buckets[b].params.front()].tensor.scalar_type());
+    for (size_t k : buckets[b].params) {
+      if (params_[k].tensor.scalar_type() != t) t = at::kFloat;  // mixed precisions: gather the masters as they are
+    }
+    Gather g{b, at::empty({buckets[b].padded}, master_.options().dtype(t)), master_.narrow(0, chunk_offset_[b], chunk_[b]).to(t), {}};
+    g.pending = comm_.all_gather_async(g.out, g.in);
+    in_flight.push_back(std::move(g));
     if (in_flight.size() > 2) copy_out();
   }
   while (!in_flight.empty()) copy_out();
-  return norm;
 }
 
 int64_t ShardedAdamW::state_bytes() const {

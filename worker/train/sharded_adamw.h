@@ -11,6 +11,10 @@
 // into every rank's full parameters. The numbers equal replicated DDP + AdamW within float32 rounding
 // (tests/e2e/sharded_training_matches_single_process.sh); the state per rank falls as 1/N.
 //
+// The whole parameters every rank computes with may be in a lower precision than the fp32 masters
+// (ZeRO-2 with bf16: 2 bytes a weight instead of 4, and no per-use cast); the updated chunks are then
+// all-gathered in that precision, half the bytes.
+//
 // A chunk may cut a parameter in two, which is fine for AdamW (elementwise) once decay is applied per
 // piece. Checkpoints see this rank's pieces as "<kind>@<offset>" in the trainable parameters' flat
 // order (checkpoint_shards.h), so a checkpoint does not depend on the bucket layout or world size.
@@ -19,7 +23,9 @@
 #include <ATen/ATen.h>
 
 #include <functional>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -47,6 +53,9 @@ struct ShardedAdamWOptions {
   AdamWOptions adam;
   int stage = 2;               // 1: reduce at the step's last micro-batch; 2: at every micro-batch
   double bucket_cap_mb = 25;   // job key ddp_bucket_cap_mb
+  // For parameters kept in a lower precision than fp32: their full-precision starting value by name
+  // (the memory-mapped checkpoint tensor), where the fp32 master starts from. Unset: the parameter.
+  std::function<at::Tensor(const std::string& name)> full_precision_source;
 };
 
 class ShardedAdamW {
@@ -60,6 +69,11 @@ class ShardedAdamW {
   // Clips and updates this rank's shard, gathers the updated parameters; returns the global grad
   // norm before clipping. Every rank must call it at the same step.
   double step(double lr, double max_grad_norm);
+  // After the master shards were overwritten (resume): gathers them into every rank's parameters.
+  void masters_changed();
+  // The fp32 masters whole, on the CPU, by name (for export when the parameters are rounded copies).
+  // Every rank must call it; only where `keep` is true are the copies made and returned.
+  std::map<std::string, at::Tensor> gather_full_on_cpu(bool keep);
   int64_t state_bytes() const;
   // This rank's pieces as "param@<offset>", "exp_avg@<offset>", "exp_avg_sq@<offset>" (views of the
   // master weights and moments) and "step@<parameter index>", for checkpoints.
@@ -72,6 +86,9 @@ class ShardedAdamW {
     at::Tensor master, grad, exp_avg, exp_avg_sq, step;  // views into the shard buffers
   };
   bool reduces_now(bool last) const { return last || options_.stage >= 2; }
+  // All-gathers every bucket's chunks (in `type`, or each bucket's parameter dtype when unset) and
+  // hands each whole parameter to `sink`, bucket by bucket.
+  void gather(std::optional<at::ScalarType> type, const std::function<void(size_t param, const at::Tensor& whole)>& sink);
 
   std::vector<TrainableParameter> params_;
   ShardedAdamWOptions options_;
