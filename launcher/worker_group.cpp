@@ -216,15 +216,22 @@ GroupResult WorkerGroup::wait() {
       ::kill(-w.exit.pid, SIGKILL);  // anything the worker left behind in its group
       if (!w.exit.ok() && !result.first_failure && result.stop_signal == 0 && !result.stopped_by_order) {
         result.first_failure = i;
+        // While training, no checkpoint can be saved without this rank: SIGKILL, not SIGTERM (which
+        // makes pdsd-worker try, and wait for the dead rank until the grace). Once some worker has
+        // finished cleanly the job is past training (rank 0 may be writing the export): SIGTERM.
+        const bool past_training = std::any_of(workers_.begin(), workers_.end(),
+                                               [](const Worker* o) { return !o->running && o->exit.ok(); });
+        const int sig = past_training ? SIGTERM : SIGKILL;
         log::error("rank ", w.exit.rank, " (pid ", w.exit.pid, ") failed: ", w.exit.describe(),
-                   "; stopping the other workers (SIGKILL: without this rank no checkpoint can be saved)");
+                   "; stopping the other workers (", signal_name(sig), ")");
         while (w.out_fd >= 0) pump(w);  // its last lines belong in the report
         if (spec_.on_first_failure) spec_.on_first_failure(w.exit);
-        stop_all(SIGKILL);
+        stop_all(sig);
+        if (past_training) kill_deadline = Clock::now() + grace;
       }
     }
     if (kill_deadline && Clock::now() > *kill_deadline) {
-      log::warn("workers still running ", spec_.stop_grace_s, " s after SIGTERM: sending SIGKILL");
+      log::warn("workers still running ", spec_.stop_grace_s, " s after they were told to stop: sending SIGKILL");
       stop_all(SIGKILL);
       kill_deadline.reset();
     }

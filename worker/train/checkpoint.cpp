@@ -220,73 +220,71 @@ SaveOutcome save_checkpoint(const CheckpointContext& ctx, int64_t step, const st
   return out;
 }
 
-namespace {
-
-struct Verdict {
-  std::string why;      // "" when the checkpoint is good
-  bool report = false;  // this process logs the reason (one process per job does)
-};
-
-// resolve_checkpoint's walk with a given validation; `speak`: this process logs what it ignores.
-std::string resolve_with(const std::string& output_dir, const std::string& resume, bool speak,
-                         const std::function<Verdict(const std::string&)>& validate) {
+std::string choose_checkpoint(const CheckpointContext& ctx, const std::string& resume) {
   if (resume.empty() || resume == "false") return "";
-  if (resume == "auto" || resume == "true") {
-    if (speak && fs::is_directory(output_dir)) {
-      for (const auto& entry : fs::directory_iterator(output_dir)) {
+  const bool named = !(resume == "auto" || resume == "true");
+  const auto started = std::chrono::steady_clock::now();
+  // Rank 0 lists the candidates, newest first (a named one is the only one), and the ranks walk them
+  // together: each candidate's step is agreed first, then every rank checks the size of every file
+  // and the CRC-32 of its byte-balanced share, so the job reads each byte once and in parallel.
+  // Whatever fails on one rank (a file, the folder missing on its node, an I/O error) becomes that
+  // rank's verdict, so every rank makes the same calls; the lowest rank with a complaint says it.
+  constexpr int64_t kNotRankZero = -3, kCannotList = -2;
+  std::vector<int64_t> steps;
+  std::string list_error;
+  if (ctx.rank == 0 && !named) {
+    try {
+      for (const auto& entry : fs::is_directory(ctx.output_dir) ? fs::directory_iterator(ctx.output_dir) : fs::directory_iterator()) {
         const std::string name = entry.path().filename().string();
         if (name.rfind(".tmp-checkpoint-", 0) == 0) {
           log::warn("ignoring ", entry.path().string(), ": a save that never finished (no manifest.json)");
         }
       }
+      steps = published_steps(ctx.output_dir);
+    } catch (const std::exception& e) {
+      list_error = e.what();
     }
-    std::vector<int64_t> steps = published_steps(output_dir);
-    for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
-      const std::string dir = checkpoint_dir(output_dir, *it).string();
-      const Verdict v = validate(dir);
-      if (v.why.empty()) return dir;
-      if (v.report) {
-        log::warn("skipping ", dir, ": ", v.why, std::next(it) != steps.rend() ? "; falling back to the previous checkpoint" : "");
-      }
-    }
-    if (speak && !steps.empty()) log::warn("no valid checkpoint in ", output_dir, ": training starts from step 0");
-    return "";
+  }
+  const int64_t count = named ? 1
+                              : ctx.all_max(ctx.rank != 0 ? kNotRankZero
+                                            : list_error.empty() ? static_cast<int64_t>(steps.size()) : kCannotList);
+  if (count == kCannotList) {
+    throw Error(pdsd::str("resume_from_checkpoint: rank 0 cannot list ", ctx.output_dir,
+                          ctx.rank == 0 ? ": " + list_error : " (its log says why)"));
   }
   const bool numeric = std::all_of(resume.begin(), resume.end(), ::isdigit);
-  const fs::path dir = numeric ? checkpoint_dir(output_dir, std::stoll(resume)) : fs::path(resume);
-  if (!fs::is_directory(dir)) throw InputError(pdsd::str("resume_from_checkpoint: '", dir.string(), "' does not exist"));
-  if (const Verdict v = validate(dir.string()); !v.why.empty()) throw InputError(pdsd::str("resume_from_checkpoint: ", v.why));
-  return dir.string();
-}
-
-}  // namespace
-
-std::string resolve_checkpoint(const std::string& output_dir, const std::string& resume) {
-  return resolve_with(output_dir, resume, true, [](const std::string& dir) {
-    return Verdict{validate_checkpoint(dir), true};
-  });
-}
-
-std::string choose_checkpoint(const CheckpointContext& ctx, const std::string& resume) {
-  // Every rank walks the same published checkpoints (output_dir is shared) and, for each, checks the
-  // size of every file and the CRC-32 of its share of them (balanced by bytes): the job reads each
-  // byte once, in parallel, instead of rank 0 reading them all. The ranks then agree; the lowest rank
-  // that found a bad file says which.
-  const auto started = std::chrono::steady_clock::now();
-  auto validate = [&ctx](const std::string& dir) {
-    Verdict v{validate_checkpoint(dir, true, ctx.rank, ctx.world_size)};
-    const int64_t first_bad = -ctx.all_max(v.why.empty() ? -static_cast<int64_t>(ctx.world_size) : -static_cast<int64_t>(ctx.rank));
-    if (first_bad == ctx.world_size) return Verdict{};
-    v.report = first_bad == ctx.rank;
-    if (v.why.empty()) v.why = pdsd::str(dir, ": rank ", first_bad, " found a file that does not match the manifest (its log says which)");
-    return v;
-  };
-  const std::string dir = resolve_with(ctx.output_dir, resume, ctx.rank == 0, validate);
-  if (ctx.rank == 0 && !dir.empty()) {
-    log::info("validated ", dir, " (sizes and CRC-32 of every file, ", ctx.world_size, " rank(s) in parallel) in ",
-              std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), " s");
+  for (int64_t i = 0; i < count; ++i) {
+    std::string dir;
+    if (named) {
+      dir = (numeric ? checkpoint_dir(ctx.output_dir, std::stoll(resume)) : fs::path(resume)).string();
+    } else {
+      const int64_t step = ctx.all_max(ctx.rank == 0 ? steps[steps.size() - 1 - static_cast<size_t>(i)] : kNotRankZero);
+      dir = checkpoint_dir(ctx.output_dir, step).string();
+    }
+    std::string why;
+    try {
+      why = fs::is_directory(dir) ? validate_checkpoint(dir, true, ctx.rank, ctx.world_size)
+                                  : pdsd::str("'", dir, "' does not exist", ctx.world_size > 1 ? " on rank " + std::to_string(ctx.rank) + "'s node" : "");
+    } catch (const std::exception& e) {
+      why = pdsd::str(dir, ": ", e.what());
+    }
+    const int64_t first_bad =
+        -ctx.all_max(why.empty() ? -static_cast<int64_t>(ctx.world_size) : -static_cast<int64_t>(ctx.rank));
+    if (first_bad == ctx.world_size) {
+      if (ctx.rank == 0) {
+        log::info("validated ", dir, " (sizes and CRC-32 of every file, ", ctx.world_size, " rank(s) in parallel) in ",
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), " s");
+      }
+      return dir;
+    }
+    if (first_bad != ctx.rank) why = pdsd::str(dir, ": rank ", first_bad, " found it unusable (its log says why)");
+    if (named) throw InputError(pdsd::str("resume_from_checkpoint: ", why));
+    if (first_bad == ctx.rank) {
+      log::warn("skipping ", dir, ": ", why, i + 1 < count ? "; falling back to the previous checkpoint" : "");
+    }
   }
-  return dir;
+  if (ctx.rank == 0 && count > 0) log::warn("no valid checkpoint in ", ctx.output_dir, ": training starts from step 0");
+  return "";
 }
 
 nlohmann::json read_trainer_state(const std::string& dir) {

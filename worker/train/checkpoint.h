@@ -66,13 +66,10 @@ struct SaveOutcome {
 SaveOutcome save_checkpoint(const CheckpointContext& ctx, int64_t step, const std::vector<TrainableParameter>& trainable,
                             const std::vector<std::pair<std::string, at::Tensor>>& optimizer_state);
 
-// One process's view: "auto"/"true" → the newest checkpoint in output_dir that validates (sizes and
-// CRC-32s), logging each newer one it skips and why; "" when there is none. "<N>" → checkpoint-N there;
-// else a path: throws InputError naming the file when it does not validate.
-std::string resolve_checkpoint(const std::string& output_dir, const std::string& resume_from_checkpoint);
-
-// Collective: the same walk on every rank, each checksumming its share of the files; the ranks agree
-// on the answer (one of them logs why a checkpoint was skipped or refused).
+// "auto"/"true" → the newest checkpoint in output_dir that validates (sizes and CRC-32s), logging
+// each newer one it skips and why; "" when there is none. "<N>" → checkpoint-N there; else a path:
+// throws InputError naming the file when it does not validate. Collective: rank 0 lists, the ranks
+// agree on each candidate and checksum a share of its files each (one process: all of them).
 std::string choose_checkpoint(const CheckpointContext& ctx, const std::string& resume_from_checkpoint);
 
 nlohmann::json read_trainer_state(const std::string& dir);

@@ -4,6 +4,8 @@
 #include <torch/csrc/autograd/function_hook.h>
 #include <torch/csrc/autograd/variable.h>
 
+#include <utility>
+
 #include "common/error.h"
 
 namespace pdsd {
@@ -52,13 +54,21 @@ GradientBuckets::~GradientBuckets() {
 
 void GradientBuckets::arm() {
   for (auto& f : in_flight_) f = InFlight{};
+  seen_.assign(params_.size(), 0);
   next_to_issue_ = 0;
   armed_ = true;
 }
 
 void GradientBuckets::on_gradient(size_t param) {
   if (!armed_) return;
-  ++in_flight_[bucket_of_[param]].ready;
+  // A weight used in two places whose gradients reach it separately (e.g. inside and outside a
+  // recomputed layer) fires twice: count it once, and refuse a gradient that comes after its
+  // bucket was already reduced rather than lose it.
+  const size_t b = bucket_of_[param];
+  PDSD_CHECK(b >= next_to_issue_, "gradient bucket ", b, ": '", params_[param].name,
+             "' received more gradient after its bucket was reduced (a weight whose gradient arrives in parts)");
+  if (std::exchange(seen_[param], 1) != 0) return;
+  ++in_flight_[b].ready;
   issue_ready_buckets();
 }
 

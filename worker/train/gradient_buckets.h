@@ -68,6 +68,7 @@ class GradientBuckets {
   std::vector<Bucket> buckets_;
   std::vector<InFlight> in_flight_;
   std::vector<size_t> bucket_of_;
+  std::vector<uint8_t> seen_;  // per parameter: its gradient was counted in this armed pass
   size_t next_to_issue_ = 0;
   bool armed_ = false;
 };
