@@ -25,6 +25,7 @@
 #include "worker/train/checkpoint.h"
 #include "worker/train/save_signals.h"
 #include "worker/train/sharded_adamw.h"
+#include "worker/train/step_profiler.h"
 #include "worker/train/trainer.h"
 #include "worker/train/zero3_parameters.h"
 
@@ -386,7 +387,10 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
   SaveRequest agreed = SaveRequest::none;
   Trainer* trainer_ptr = nullptr;
   options.on_progress = on_progress;
+  std::optional<StepProfiler> profiler = StepProfiler::from_env(config.output_dir, env.rank, !device.is_cpu());
+  if (profiler) options.on_step_begin = [&profiler](int64_t step) { profiler->before_step(step); };
   options.on_step_end = [&](int64_t step) {
+    if (profiler) profiler->after_step(step);
     agreed = static_cast<SaveRequest>(checkpoints.all_max(static_cast<int64_t>(triggers.poll())));
     if (step % config.save_steps != 0 && agreed == SaveRequest::none) return;
     SaveOutcome saved = save_checkpoint(checkpoints, step, checkpointed, trainer_ptr->optimizer_state());

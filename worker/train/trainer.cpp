@@ -126,6 +126,7 @@ std::vector<StepRecord> Trainer::train(int64_t total_steps,
   }
   std::vector<StepRecord> records;
   while (steps_done_ < total_steps) {
+    if (options_.on_step_begin) options_.on_step_begin(steps_done_ + 1);
     StepRecord r = step(batches(steps_done_));
     records.push_back(r);
     if (options_.on_step_end) options_.on_step_end(r.step);

@@ -63,6 +63,8 @@ struct TrainerOptions {
   std::function<void(bool last)> after_backward;
   // DDP: set when the buckets above reduce the gradients (the trainer checks that some reduction exists).
   bool gradients_reduced_in_backward = false;
+  // Called before every optimizer step with its 1-based number (the profiler starts here).
+  std::function<void(int64_t step)> on_step_begin;
   // Called after every optimizer step with its 1-based number (checkpoints hang here).
   std::function<void(int64_t step)> on_step_end;
   // Called on every rank after every optimizer step with its record's figures (progress reports).
