@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SFT throughput on one GPU: pdsd against Hugging Face Trainer, same model (Qwen2.5-0.5B shape, random
 # weights), same synthetic data, same batch settings, in one run. Prints a table last: tokens/s over
-# non-padding tokens (steps after the first 3) and peak GPU memory (nvidia-smi, whole process, both).
+# non-padding tokens (steps after the first 3) and peak GPU memory (nvidia-smi, whole process, both),
+# full and LoRA at bs 4 x accumulation 4 and bs 16 x 1. PDSD_PROFILE=5:3 also profiles the pdsd rows.
 # Usage (on the GPU machine, after scripts/gpu_suite.sh built build-gpu/): bench/sft_throughput/run.sh OUT STEPS
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -21,14 +22,14 @@ peak_of() {  # runs a command while sampling GPU memory; echoes the peak MiB abo
   awk -v b="$base" 'BEGIN{m=0} {if ($1-b>m) m=$1-b} END{print m}' "$log.mem"
 }
 
-pdsd_row() {  # name method packing
-  local name=$1 method=$2 packing=$3
+pdsd_row() {  # name method packing batch accumulation
+  local name=$1 method=$2 packing=$3 bs=$4 ga=$5
   local extra=(finetuning_type=$method packing=$packing)
   [ "$method" = lora ] && extra+=(lora_target=q_proj,v_proj lora_rank=8 lora_alpha=16)
   local mib
   mib=$(peak_of "$out/$name.log" "$repo/build-gpu/bin/pdsd-launch" --nproc 1 configs/sft.yaml \
         "model_name_or_path=$out/qwen2.5-0.5b-shape" "dataset_dir=$out/data" dataset=synthetic_sft template=qwen \
-        cutoff_len=1024 per_device_train_batch_size=4 gradient_accumulation_steps=4 bf16=true \
+        cutoff_len=1024 "per_device_train_batch_size=$bs" "gradient_accumulation_steps=$ga" bf16=true \
         gradient_checkpointing=false "max_steps=$steps" logging_steps=1 learning_rate=1e-5 val_size=0 \
         "output_dir=$out/$name" overwrite_output_dir=true "${extra[@]}")
   python3 - "$out/$name/trainer_log.jsonl" "$name" "$mib" <<'PY'
@@ -39,9 +40,9 @@ print(json.dumps({"row": sys.argv[2], "tokens_per_s": tokens / seconds, "peak_gi
 PY
 }
 
-hf_row() {  # name method
-  local name=$1 method=$2 mib
-  mib=$(peak_of "$out/$name.log" python3 "$here/hf_trainer.py" "$out" "$method" 4 4 "$steps")
+hf_row() {  # name method batch accumulation
+  local name=$1 method=$2 bs=$3 ga=$4 mib
+  mib=$(peak_of "$out/$name.log" python3 "$here/hf_trainer.py" "$out" "$method" "$bs" "$ga" "$steps")
   python3 - "$out/$name.log" "$name" "$mib" <<'PY'
 import json, sys
 line = [l for l in open(sys.argv[1]) if l.startswith('{"system": "hf"')][-1]
@@ -52,19 +53,24 @@ PY
 }
 
 {
-  hf_row hf-full-bs4-ga4 full
-  pdsd_row pdsd-full-bs4-ga4 full false
-  pdsd_row pdsd-full-bs4-ga4-packed full true
-  hf_row hf-lora-bs4-ga4 lora
-  pdsd_row pdsd-lora-bs4-ga4 lora false
-  pdsd_row pdsd-lora-bs4-ga4-packed lora true
+  # The issue's four settings: full and LoRA, bs 4 x accumulation 4 and bs 16 x 1 (ROWS=bs4 keeps the first two).
+  for setting in "4 4" "16 1"; do
+    set -- $setting
+    [ "${ROWS:-all}" = bs4 ] && [ "$1" != 4 ] && continue
+    for method in full lora; do
+      hf_row "hf-$method-bs$1-ga$2" $method "$1" "$2"
+      pdsd_row "pdsd-$method-bs$1-ga$2" $method false "$1" "$2"
+      pdsd_row "pdsd-$method-bs$1-ga$2-packed" $method true "$1" "$2"
+    done
+  done
 } | tee "$out/rows.jsonl"
 python3 - "$out/rows.jsonl" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
-hf = {r["row"].split("-")[1]: r for r in rows if r["row"].startswith("hf-")}
+key = lambda r: "-".join(r["row"].split("-")[1:4])  # "full-bs4-ga4"
+hf = {key(r): r for r in rows if r["row"].startswith("hf-")}
 print(f"\n{'row':32} {'tokens/s':>10} {'vs HF':>7} {'peak GiB':>9}")
 for r in rows:
-    ref = hf[r["row"].split("-")[1]]
+    ref = hf[key(r)]
     print(f"{r['row']:32} {r['tokens_per_s']:10.0f} {r['tokens_per_s'] / ref['tokens_per_s']:6.2f}x {r['peak_gib']:9.1f}")
 PY
