@@ -51,14 +51,15 @@ struct FusedLinearCrossEntropy : public torch::autograd::Function<FusedLinearCro
 
 }  // namespace
 
-LossSum causal_lm_loss(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& labels, int64_t chunk_tokens) {
+LossSum causal_lm_loss(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& labels, int64_t chunk_tokens,
+                       bool count_tokens) {
   const int64_t batch = labels.size(0), seq = labels.size(1);
   // Position t predicts label t+1; the last position of each row predicts nothing.
   at::Tensor shifted = at::cat({labels.narrow(1, 1, seq - 1), at::full({batch, 1}, kIgnoreIndex, labels.options())}, 1);
   at::Tensor targets = shifted.reshape({-1});
   at::Tensor flat = hidden.reshape({batch * seq, hidden.size(-1)});
   LossSum out;
-  out.tokens = targets.ne(kIgnoreIndex).sum().item<int64_t>();
+  out.tokens = count_tokens ? targets.ne(kIgnoreIndex).sum().item<int64_t>() : -1;
   out.sum = FusedLinearCrossEntropy::apply(flat, weight, targets, chunk_tokens);
   return out;
 }

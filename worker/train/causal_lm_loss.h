@@ -23,11 +23,13 @@ constexpr int64_t kIgnoreIndex = -100;
 
 struct LossSum {
   at::Tensor sum;     // 0-dim fp32, differentiable w.r.t. hidden and weight
-  int64_t tokens = 0;  // predicted tokens (labels != -100 after the shift)
+  int64_t tokens = 0;  // predicted tokens (labels != -100 after the shift); -1 when not counted
 };
 
-// hidden [B, T, H] (compute dtype), weight [V, H], labels [B, T] int64.
+// hidden [B, T, H] (compute dtype), weight [V, H], labels [B, T] int64. `count_tokens` false skips
+// the count, which reads a number back from the GPU: the trainer counts a step's tokens once, before
+// its first forward, so that no micro-batch waits for the GPU in the middle.
 LossSum causal_lm_loss(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& labels,
-                       int64_t chunk_tokens = 1024);
+                       int64_t chunk_tokens = 1024, bool count_tokens = true);
 
 }  // namespace pdsd

@@ -24,8 +24,9 @@ std::vector<bool> decay_of(const std::vector<TrainableParameter>& params) {
   return out;
 }
 
-int64_t predicted_tokens(const at::Tensor& labels) {
-  return labels.narrow(1, 1, labels.size(1) - 1).ne(kIgnoreIndex).sum().item<int64_t>();
+// Tokens with a label after the shift, on the labels' device (not read back yet).
+at::Tensor predicted_tokens(const at::Tensor& labels) {
+  return labels.narrow(1, 1, labels.size(1) - 1).ne(kIgnoreIndex).sum();
 }
 }  // namespace
 
@@ -68,8 +69,12 @@ StepRecord Trainer::step(const std::vector<TrainBatch>& micro_batches) {
   PDSD_CHECK(!micro_batches.empty(), "an optimizer step needs at least one micro-batch");
   auto t0 = std::chrono::steady_clock::now();
   // Normalise by the step's total predicted tokens so accumulating micro-batches equals one batch.
-  int64_t step_tokens = 0, real_tokens = 0;
-  for (const auto& b : micro_batches) step_tokens += predicted_tokens(b.labels), real_tokens += b.real_tokens;
+  // One read-back for the whole step, before any forward: the micro-batches then run without the
+  // host waiting for the GPU until the step's loss is read after the last backward.
+  int64_t real_tokens = 0;
+  std::vector<at::Tensor> counts_per_batch;
+  for (const auto& b : micro_batches) counts_per_batch.push_back(predicted_tokens(b.labels)), real_tokens += b.real_tokens;
+  int64_t step_tokens = at::stack(counts_per_batch).sum().item<int64_t>();
   if (options_.all_reduce_sum) {  // the global count over all ranks normalises every rank's loss
     at::Tensor counts = at::tensor({static_cast<double>(step_tokens), static_cast<double>(real_tokens)}, at::kDouble);
     options_.all_reduce_sum(counts);
@@ -78,24 +83,27 @@ StepRecord Trainer::step(const std::vector<TrainBatch>& micro_batches) {
   }
   PDSD_CHECK(step_tokens > 0, "optimizer step ", steps_done_ + 1, " has no token with a label (all -100)");
   model_.set_training(true);
-  double loss_sum = 0;
+  at::Tensor loss_total;  // the step's loss sum, accumulated in float64 where the loss is
   if (options_.before_forward) options_.before_forward();
   for (size_t i = 0; i < micro_batches.size(); ++i) {
     const auto& b = micro_batches[i];
     at::Tensor hidden = model_.hidden_states(b.tokens);
-    LossSum loss = causal_lm_loss(hidden, model_.lm_head_weight(), b.labels, options_.loss_chunk_tokens);
+    LossSum loss = causal_lm_loss(hidden, model_.lm_head_weight(), b.labels, options_.loss_chunk_tokens,
+                                  /*count_tokens=*/false);
     const bool last = i + 1 == micro_batches.size();
     if (options_.before_backward) options_.before_backward(last);
     (loss.sum / static_cast<double>(step_tokens)).backward();
     if (options_.after_backward) options_.after_backward(last);
-    loss_sum += loss.sum.item<double>();
+    at::Tensor part = loss.sum.detach().to(at::kDouble);
+    loss_total = loss_total.defined() ? loss_total + part : part;
   }
+  double loss_sum = loss_total.item<double>();
   if (options_.after_forward) options_.after_forward();
   // Data parallelism: gradients were reduced during backward (DDP, ZeRO-1/2); the logged loss is the global one.
   if (options_.all_reduce_sum) {
-    at::Tensor loss_total = at::tensor({loss_sum}, at::kDouble);
-    options_.all_reduce_sum(loss_total);
-    loss_sum = loss_total.item<double>();
+    at::Tensor global = at::tensor({loss_sum}, at::kDouble);
+    options_.all_reduce_sum(global);
+    loss_sum = global.item<double>();
   }
   StepRecord r;
   r.step = steps_done_ + 1;
