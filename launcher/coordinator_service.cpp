@@ -65,6 +65,12 @@ CoordinatorService::Node* CoordinatorService::find(const std::string& agent_id) 
   return nullptr;
 }
 
+CoordinatorService::Node* CoordinatorService::heard_from(const std::string& agent_id) {
+  Node* node = find(agent_id);
+  if (node != nullptr && !node->lost) node->last_seen = Clock::now();
+  return node;
+}
+
 bool CoordinatorService::terminal() const {
   return state_ == v1::JOB_SUCCEEDED || state_ == v1::JOB_FAILED || state_ == v1::JOB_STOPPED;
 }
@@ -231,9 +237,8 @@ grpc::Status CoordinatorService::Heartbeat(grpc::ServerContext* context, const v
                                            v1::HeartbeatResponse* response) {
   if (auto s = admit(context, request->protocol_version(), "Coordinator/Heartbeat"); !s.ok()) return s;
   std::lock_guard lock(mutex_);
-  Node* node = find(request->agent_id());
+  Node* node = heard_from(request->agent_id());
   if (node == nullptr) return {grpc::StatusCode::FAILED_PRECONDITION, "Heartbeat: this agent has not joined"};
-  if (!node->lost) node->last_seen = Clock::now();
   if (terminal()) node->informed_of_end = true, changed_.notify_all();
   fill_orders(response);
   response->set_checkpoint_seq(checkpoint_seq_);
@@ -273,9 +278,8 @@ grpc::Status CoordinatorService::ReportWorkersExit(grpc::ServerContext* context,
                                                    v1::WorkersExitResponse* response) {
   if (auto s = admit(context, request->protocol_version(), "Coordinator/ReportWorkersExit"); !s.ok()) return s;
   std::lock_guard lock(mutex_);
-  Node* node = find(request->agent_id());
+  Node* node = heard_from(request->agent_id());
   if (node == nullptr) return {grpc::StatusCode::FAILED_PRECONDITION, "ReportWorkersExit: this agent has not joined"};
-  if (!node->lost) node->last_seen = Clock::now();
   const bool current = request->attempt() == attempt_;
   if (current) node->exited_attempt = request->attempt(), node->outcome = request->outcome();
   switch (request->outcome()) {

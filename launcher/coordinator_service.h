@@ -86,6 +86,9 @@ class CoordinatorService final : public v1::Coordinator::Service {
 
   grpc::Status admit(const grpc::ServerContext* context, uint32_t version, const char* method) const;
   Node* find(const std::string& agent_id);
+  // A joined agent's node, with its heartbeat clock refreshed unless it was declared lost; null
+  // when the agent never joined.
+  Node* heard_from(const std::string& agent_id);
   void close_rendezvous();
   void fail_attempt(v1::FailureReport report);
   void end_stop_if_all_exited();

@@ -1,6 +1,7 @@
 # Shared by the multi-GPU benchmarks (sharded_throughput, eight_gpu): one training run per "row",
 # with peak GPU memory sampled and the run's figures appended as one JSON line. Source it, then set
 #   repo, out, steps, data (a LLaMA-Factory data dir with dataset synthetic_sft)
+# (and optionally rows, a JSON-lines file of rows already measured, which are then skipped)
 # and call   row MODEL_DIR_NAME NODES NPROC_PER_NODE STAGE METHOD [key=value ...]
 # NODES=2 runs two pdsd-launch agents on this host standing in for two nodes, each with its own half
 # of the GPUs (CUDA_VISIBLE_DEVICES), through one rendezvous endpoint.
@@ -38,6 +39,8 @@ row() {  # model nodes nproc stage method [key=value ...]
   local model=$1 nodes=$2 nproc=$3 stage=$4 method=$5; shift 5
   local world=$((nodes * nproc)) name="$model-${nodes}x${nproc}gpu-z$stage-$method"
   [ "$world" -gt "$gpus" ] && return 0
+  # With `rows` set (a JSON-lines file), a row already measured there is not measured again.
+  [ -n "${rows:-}" ] && [ -f "$rows" ] && grep -q "\"row\": \"$name\"" "$rows" && return 0
   local extra=(finetuning_type=$method "$@")
   [ "$method" = lora ] && extra+=(lora_target=q_proj,v_proj lora_rank=8 lora_alpha=16)
   local job=(configs/sft.yaml "model_name_or_path=$out/$model" "dataset_dir=$data" dataset=synthetic_sft template=qwen

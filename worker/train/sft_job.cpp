@@ -360,6 +360,8 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
     options.sharded_state_bytes = [&sharded] { return sharded->state_bytes(); };
     options.sharded_state_tensors = [&sharded] { return sharded->state_tensors(); };
   }
+  // The fp32 weights then exist only as each rank's master shard (checkpoints, resume, export).
+  const bool masters_only_in_shards = sharded && low_precision_replicas;
   auto on_device = [&](std::vector<TrainBatch> batches) {
     for (auto& b : batches) {
       b.tokens.input_ids = b.tokens.input_ids.to(device);
@@ -374,7 +376,7 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
   const bool zero3_trains = zero3_params && zero3_params->trains_anything();
   checkpoints.zero_stage = sharded || zero3_trains ? config.zero_stage : 0;
   std::vector<TrainableParameter> checkpointed = zero3_trains ? zero3_params->checkpoint_layout() : trainable;
-  if (sharded && low_precision_replicas) {
+  if (masters_only_in_shards) {
     // The whole weights are rounded copies: checkpoints keep the fp32 master shards instead, as under
     // ZeRO-3 (meta tensors stand for weights saved only as shards).
     for (auto& p : checkpointed) {
@@ -404,7 +406,7 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
     const int64_t step = load_checkpoint(checkpoints, dir, checkpointed, trainer.optimizer_state());
     if (lead) keep_log_through(options.log_path, step);
     if (zero3_params) zero3_params->masters_changed();
-    if (sharded && low_precision_replicas) sharded->masters_changed();
+    if (masters_only_in_shards) sharded->masters_changed();
     trainer.set_steps_done(step);
     if (lead) log::info("resumed from ", dir, " at step ", step, " of ", total_steps);
   }
@@ -440,18 +442,11 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
 
   // Outputs (rank 0; every rank holds the same weights after each synchronised step). Under ZeRO-3
   // every rank takes part in gathering them whole, on the CPU, first.
-  if (zero3_params) {
-    std::map<std::string, at::Tensor> whole = zero3_params->gather_full_on_cpu(lead);
-    if (lead) {
-      for (auto& [name, tensor] : whole) model.parameters()[name] = tensor;
-    }
-  }
-  if (sharded && low_precision_replicas) {  // export the fp32 masters, not their rounded copies
-    std::map<std::string, at::Tensor> whole = sharded->gather_full_on_cpu(lead);
-    if (lead) {
-      for (auto& [name, tensor] : whole) model.parameters()[name] = tensor;
-    }
-  }
+  // Under ZeRO-2 with bf16 whole weights the export takes the fp32 masters, not their rounded copies.
+  std::map<std::string, at::Tensor> whole;
+  if (zero3_params) whole = zero3_params->gather_full_on_cpu(lead);
+  if (masters_only_in_shards) whole = sharded->gather_full_on_cpu(lead);
+  for (auto& [name, tensor] : whole) model.parameters()[name] = tensor;
   if (lead) {
     if (config.finetuning_type == "lora") {
       export_peft_adapter(model, lora_settings, fs::absolute(config.model_name_or_path).string(), config.output_dir);
