@@ -26,6 +26,8 @@ const std::vector<FieldSpec>& schema() {
       {"max_samples", "data", &J::max_samples, at_least(-1), {}, false, "use at most this many samples per dataset; -1: all"},
       {"val_size", "data", &J::val_size, at_least(0), {}, false, "held-out share (0..1) or count (>=1) for eval loss"},
       {"packing", "data", &J::packing, {}, {}, false, "pack samples into rows, no attention across samples"},
+      {"padding_free", "data", &J::padding_free, {}, {}, false,
+       "on GPU in bf16/fp16: each micro-batch's samples as one unpadded row, variable-length flash attention (same loss)"},
       {"on_bad_record", "data", &J::on_bad_record, {}, {"skip", "fail"}, false,
        "a malformed record: skip it (counted and reported with file and record) or fail the job"},
       {"train_on_prompt", "data", &J::train_on_prompt, {}, {}, false, "also compute loss on prompt tokens"},

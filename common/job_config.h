@@ -41,6 +41,7 @@ struct JobConfig {
   double val_size = 0.0;     // fraction in [0,1) or a whole number of samples
   std::string on_bad_record = "skip";  // skip | fail
   bool packing = false;
+  bool padding_free = true;  // takes effect on GPU with bf16/fp16 compute (flash attention)
   bool train_on_prompt = false;
   // method
   std::string stage = "sft";

@@ -82,6 +82,33 @@ TEST_P(CausalLmMatchesTransformers, LogitsLossAndGradients) {
   EXPECT_EQ(compared, static_cast<int>(model.config().expected_weights().size()));
 }
 
+// The trainer's loss: only the positions that predict a label go through lm_head (prompt and padding
+// never do), listed on the host. Same loss and gradients as transformers.
+TEST_P(CausalLmMatchesTransformers, LossAtLabelledPositionsMatchesTransformers) {
+  CausalLM model = load();
+  auto ref = reference();
+  model.set_training(true);
+  const at::Tensor& labels = ref.at("labels");
+  std::vector<int64_t> positions, targets;
+  for (int64_t r = 0; r < labels.size(0); ++r) {
+    for (int64_t c = 0; c + 1 < labels.size(1); ++c) {
+      const int64_t next = labels[r][c + 1].item<int64_t>();
+      if (next != kIgnoreIndex) positions.push_back(r * labels.size(1) + c), targets.push_back(next);
+    }
+  }
+  at::Tensor hidden = model.hidden_states(batch_of(ref.at("input_ids")));
+  LossSum loss = causal_lm_loss_at(hidden, model.lm_head_weight(), at::tensor(positions, at::kLong),
+                                   at::tensor(targets, at::kLong), /*chunk_tokens=*/5);
+  ASSERT_EQ(loss.tokens, static_cast<int64_t>(positions.size()));
+  at::Tensor mean = loss.sum / static_cast<double>(loss.tokens);
+  EXPECT_NEAR(mean.item<double>(), ref.at("loss").item<double>(), 1e-5 * ref.at("loss").item<double>());
+  mean.backward();
+  for (const auto& [name, p] : model.parameters()) {
+    ASSERT_TRUE(p.grad().defined()) << name << " got no gradient";
+    EXPECT_LT(relative_error(p.grad(), ref.at("grad." + name)), 1e-4) << "gradient of " << name;
+  }
+}
+
 TEST_P(CausalLmMatchesTransformers, PackedAndPaddedEqualOneByOne) {
   CausalLM model = load();
   auto ref = reference();

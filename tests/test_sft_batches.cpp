@@ -80,6 +80,39 @@ TEST(SftBatches, PackedRowsRestartPositionsAndMaskBoundaries) {
   EXPECT_GT(seg.max().item<int64_t>(), 0) << "a row of 16 holds several samples";
 }
 
+// Padding-free (GPU, flash attention): the same samples as the padded micro-batch, end to end in one
+// row, offsets in cu_seqlens, positions restarting, and the same labelled positions to predict.
+TEST(SftBatches, PaddingFreeHoldsThePaddedBatchInOneRow) {
+  BatchPlan padded(samples(16), {.batch_size = 4, .seed = 5, .gradient_accumulation_steps = 2});
+  BatchPlan flat(samples(16), {.batch_size = 4, .padding_free = true, .seed = 5, .gradient_accumulation_steps = 2});
+  for (int64_t step = 0; step < 2; ++step) {
+    auto pb = padded.micro_batches(step), fb = flat.micro_batches(step);
+    ASSERT_EQ(pb.size(), fb.size());
+    for (size_t m = 0; m < pb.size(); ++m) {
+      const TrainBatch &p = pb[m], &f = fb[m];
+      ASSERT_EQ(f.tokens.input_ids.size(0), 1);
+      EXPECT_EQ(f.tokens.input_ids.size(1), p.real_tokens) << "no padding";
+      EXPECT_EQ(f.real_tokens, p.real_tokens);
+      ASSERT_TRUE(f.tokens.cu_seqlens.defined());
+      ASSERT_EQ(f.tokens.cu_seqlens.size(0), 5);
+      int64_t col = 0, longest = 0;
+      for (int64_t r = 0; r < 4; ++r) {  // sample r of the padded batch is segment r of the row
+        const int64_t len = p.tokens.input_ids[r].ne(0).sum().item<int64_t>();
+        EXPECT_EQ(f.tokens.cu_seqlens[r].item<int32_t>(), col);
+        EXPECT_TRUE(f.tokens.input_ids[0].narrow(0, col, len).equal(p.tokens.input_ids[r].narrow(0, 0, len)));
+        EXPECT_TRUE(f.tokens.position_ids[0].narrow(0, col, len).equal(at::arange(len, at::kLong)));
+        EXPECT_TRUE(f.tokens.segment_ids[0].narrow(0, col, len).eq(r).all().item<bool>());
+        col += len, longest = std::max(longest, len);
+      }
+      EXPECT_EQ(f.tokens.cu_seqlens[4].item<int32_t>(), col);
+      EXPECT_EQ(f.tokens.max_seqlen, longest);
+      // The same labels are predicted, in the same order.
+      EXPECT_TRUE(f.loss_targets.equal(p.loss_targets));
+      EXPECT_EQ(p.loss_positions.size(0), p.labels.narrow(1, 1, p.labels.size(1) - 1).ne(-100).sum().item<int64_t>());
+    }
+  }
+}
+
 TEST(SftBatches, RanksGetDisjointShardsAndOrderIsSeeded) {
   auto ids_of = [](const std::vector<TrainBatch>& batches) {
     std::multiset<std::string> rows;

@@ -42,33 +42,59 @@ at::Tensor CausalLM::linear(const at::Tensor& x, const std::string& module) cons
 }
 
 at::Tensor CausalLM::rms_norm(const at::Tensor& x, const std::string& weight_name) const {
+  if (x.is_cuda() && x.scalar_type() != at::kFloat) {
+    // One fused kernel each way (libtorch's _fused_rms_norm), statistics in fp32. transformers rounds
+    // the normalised value to bf16 before the weight multiplies it; this rounds once, after.
+    return at::rms_norm(x, {x.size(-1)}, param(weight_name).to(compute_dtype_), config_.rms_norm_eps);
+  }
   // In fp32 whatever the compute dtype, then back, as transformers' Qwen2RMSNorm / LlamaRMSNorm.
   at::Tensor x32 = x.to(at::kFloat);
   at::Tensor normed = x32 * at::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + config_.rms_norm_eps);
   return param(weight_name).to(compute_dtype_) * normed.to(x.scalar_type());
 }
 
+at::Tensor CausalLM::attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                               const AttentionLayout& layout) const {
+  if (layout.cu_seqlens.defined()) {
+    // q [T, heads, D], k/v [T, kv_heads, D]: flash attention takes grouped KV heads as they are.
+    auto [out, lse, rng, unused, debug] = at::_flash_attention_forward(
+        q, k, v, layout.cu_seqlens, layout.cu_seqlens, layout.max_seqlen, layout.max_seqlen, 0.0,
+        /*is_causal=*/true, /*return_debug_mask=*/false);
+    return out;
+  }
+  // q [B, heads, T, D], k/v [B, kv_heads, T, D].
+  at::Tensor key = k, value = v;
+  const int64_t heads = q.size(1), kv_heads = k.size(1);
+  if (kv_heads != heads) {  // grouped-query attention: each KV head serves heads / kv_heads query heads
+    key = k.repeat_interleave(heads / kv_heads, 1);
+    value = v.repeat_interleave(heads / kv_heads, 1);
+  }
+  return layout.mask.defined() ? at::scaled_dot_product_attention(q, key, value, layout.mask, 0.0, /*is_causal=*/false)
+                               : at::scaled_dot_product_attention(q, key, value, {}, 0.0, /*is_causal=*/true);
+}
+
 at::Tensor CausalLM::layer_forward(int64_t layer, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                                   const at::Tensor& attention_mask) const {
+                                   const AttentionLayout& layout) const {
   const std::string p = "model.layers." + std::to_string(layer) + ".";
   const int64_t batch = x.size(0), seq = x.size(1), heads = config_.num_attention_heads,
                 kv_heads = config_.num_key_value_heads, head_dim = config_.head_dim;
   RotaryTables tables{cos, sin};
 
   at::Tensor h = rms_norm(x, p + "input_layernorm.weight");
-  at::Tensor q = linear(h, p + "self_attn.q_proj").view({batch, seq, heads, head_dim}).transpose(1, 2);
-  at::Tensor k = linear(h, p + "self_attn.k_proj").view({batch, seq, kv_heads, head_dim}).transpose(1, 2);
-  at::Tensor v = linear(h, p + "self_attn.v_proj").view({batch, seq, kv_heads, head_dim}).transpose(1, 2);
-  q = apply_rotary(q, tables);
-  k = apply_rotary(k, tables);
-  if (kv_heads != heads) {  // grouped-query attention: each KV head serves heads / kv_heads query heads
-    k = k.repeat_interleave(heads / kv_heads, 1);
-    v = v.repeat_interleave(heads / kv_heads, 1);
+  at::Tensor q = linear(h, p + "self_attn.q_proj").view({batch, seq, heads, head_dim});
+  at::Tensor k = linear(h, p + "self_attn.k_proj").view({batch, seq, kv_heads, head_dim});
+  at::Tensor v = linear(h, p + "self_attn.v_proj").view({batch, seq, kv_heads, head_dim});
+  at::Tensor attn;
+  if (layout.cu_seqlens.defined()) {  // one padding-free row: [T, heads, D] throughout, no transposes
+    PDSD_CHECK(batch == 1, "variable-length attention takes one row of sequences, got ", batch, " rows");
+    q = apply_rotary(q, tables, /*heads_axis=*/2).view({seq, heads, head_dim});
+    k = apply_rotary(k, tables, /*heads_axis=*/2).view({seq, kv_heads, head_dim});
+    attn = attention(q, k, v.view({seq, kv_heads, head_dim}), layout).view({batch, seq, heads * head_dim});
+  } else {
+    q = apply_rotary(q.transpose(1, 2), tables);
+    k = apply_rotary(k.transpose(1, 2), tables);
+    attn = attention(q, k, v.transpose(1, 2), layout).transpose(1, 2).reshape({batch, seq, heads * head_dim});
   }
-  at::Tensor attn = attention_mask.defined()
-                        ? at::scaled_dot_product_attention(q, k, v, attention_mask, 0.0, /*is_causal=*/false)
-                        : at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true);
-  attn = attn.transpose(1, 2).reshape({batch, seq, heads * head_dim});
   at::Tensor out = x + linear(attn, p + "self_attn.o_proj");
 
   h = rms_norm(out, p + "post_attention_layernorm.weight");
@@ -81,12 +107,15 @@ at::Tensor CausalLM::hidden_states(const TokenBatch& batch) const {
              "input_ids and position_ids must both be [batch, seq]");
   at::Tensor x = at::embedding(param("model.embed_tokens.weight").to(compute_dtype_), batch.input_ids);
   RotaryTables tables = rotary_tables(inverse_frequencies_, batch.position_ids, compute_dtype_);
-  at::Tensor mask;
-  if (batch.segment_ids.defined()) {
+  AttentionLayout layout;
+  if (batch.cu_seqlens.defined() && x.is_cuda() && compute_dtype_ != at::kFloat) {
+    layout.cu_seqlens = batch.cu_seqlens;
+    layout.max_seqlen = batch.max_seqlen;
+  } else if (batch.segment_ids.defined()) {  // packed rows (or a padding-free row) without flash attention
     const int64_t seq = batch.input_ids.size(1);
     at::Tensor same = batch.segment_ids.unsqueeze(2) == batch.segment_ids.unsqueeze(1);  // [B, T, T]
     at::Tensor causal = at::ones({seq, seq}, at::TensorOptions().dtype(at::kBool).device(x.device())).tril();
-    mask = same.logical_and(causal).unsqueeze(1);  // [B, 1, T, T]; true = may attend
+    layout.mask = same.logical_and(causal).unsqueeze(1);  // [B, 1, T, T]; true = may attend
   }
   if ((checkpointing_ || layer_runner_) && training_ && at::GradMode::is_enabled() && !x.requires_grad()) {
     // With a frozen embedding (LoRA) nothing entering the first checkpointed layer needs a gradient,
@@ -95,9 +124,9 @@ at::Tensor CausalLM::hidden_states(const TokenBatch& batch) const {
   }
   for (int64_t layer = 0; layer < config_.num_hidden_layers; ++layer) {
     const bool checkpoint = checkpointing_ && training_ && at::GradMode::is_enabled();
-    x = layer_runner_ ? layer_runner_(layer, x, tables.cos, tables.sin, mask)
-        : checkpoint  ? checkpointed_layer_forward(*this, layer, x, tables.cos, tables.sin, mask)
-                   : layer_forward(layer, x, tables.cos, tables.sin, mask);
+    x = layer_runner_ ? layer_runner_(layer, x, tables.cos, tables.sin, layout)
+        : checkpoint  ? checkpointed_layer_forward(*this, layer, x, tables.cos, tables.sin, layout)
+                   : layer_forward(layer, x, tables.cos, tables.sin, layout);
   }
   return rms_norm(x, "model.norm.weight");
 }

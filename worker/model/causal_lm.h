@@ -30,6 +30,20 @@ struct TokenBatch {
   // the same segment id (padding is a segment of its own). Undefined: plain causal attention, which
   // is exact for right-padded rows since no real token attends to a later pad.
   at::Tensor segment_ids;
+  // Padding-free batches (CUDA, bf16/fp16): one row [1, T] of whole sequences laid end to end, with
+  // their offsets cu_seqlens [S+1] (int32, on the device) and the longest length, so attention runs
+  // as variable-length flash attention with no mask and no padding. segment_ids is set too (the mask
+  // used where flash attention is not available). Undefined: not padding-free.
+  at::Tensor cu_seqlens;
+  int64_t max_seqlen = 0;
+};
+
+// How tokens attend, derived once per batch and handed to every layer.
+struct AttentionLayout {
+  at::Tensor mask;        // [B, 1, T, T] bool, true = may attend (packed rows without flash attention)
+  at::Tensor cu_seqlens;  // variable-length flash attention (see TokenBatch)
+  int64_t max_seqlen = 0;
+  // Neither set: plain causal attention, exact for right-padded rows (no real token attends a later pad).
 };
 
 class CausalLM {
@@ -55,17 +69,18 @@ class CausalLM {
   // Runs decoder layers instead of layer_forward / activation checkpointing when set: ZeRO-3
   // (worker/train/zero3_parameters.h) gathers each layer's weights around it.
   using LayerRunner = std::function<at::Tensor(int64_t layer, const at::Tensor& x, const at::Tensor& cos,
-                                               const at::Tensor& sin, const at::Tensor& attention_mask)>;
+                                               const at::Tensor& sin, const AttentionLayout& attention)>;
   void set_layer_runner(LayerRunner runner) { layer_runner_ = std::move(runner); }
 
   // Runs one decoder layer; public so that activation checkpointing and ZeRO-3 can wrap it.
   at::Tensor layer_forward(int64_t layer, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                           const at::Tensor& attention_mask) const;
+                           const AttentionLayout& attention) const;
 
  private:
   const at::Tensor& param(const std::string& name) const;
   at::Tensor linear(const at::Tensor& x, const std::string& module) const;
   at::Tensor rms_norm(const at::Tensor& x, const std::string& weight_name) const;
+  at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const AttentionLayout& layout) const;
 
   ModelConfig config_;
   std::map<std::string, at::Tensor> parameters_;

@@ -15,13 +15,14 @@ using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
 struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
-  // The mask travels beside the tensor inputs: it may be undefined (plain causal), which autograd's
-  // inputs may not be, and it never needs a gradient.
+  // The attention layout travels beside the tensor inputs: its tensors may be undefined, which
+  // autograd's inputs may not be, and they never need a gradient.
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                            int64_t mask_address, int64_t layer, const CausalLM* model, LayerWeights* weights) {
-    const at::Tensor& mask = *reinterpret_cast<const at::Tensor*>(mask_address);
-    ctx->saved_data["has_mask"] = mask.defined();
-    if (mask.defined()) ctx->saved_data["mask"] = mask;
+                            int64_t layout_address, int64_t layer, const CausalLM* model, LayerWeights* weights) {
+    const AttentionLayout& layout = *reinterpret_cast<const AttentionLayout*>(layout_address);
+    if (layout.mask.defined()) ctx->saved_data["mask"] = layout.mask;
+    if (layout.cu_seqlens.defined()) ctx->saved_data["cu_seqlens"] = layout.cu_seqlens;
+    ctx->saved_data["max_seqlen"] = layout.max_seqlen;
     ctx->saved_data["layer"] = layer;
     ctx->saved_data["model"] = reinterpret_cast<int64_t>(model);
     ctx->saved_data["weights"] = reinterpret_cast<int64_t>(weights);
@@ -29,7 +30,7 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
     ctx->saved_data["rng"] = at::globalContext().defaultGenerator(x.device()).get_state();
     ctx->save_for_backward({x, cos, sin});
     if (weights != nullptr) weights->acquire(layer, /*for_backward=*/false);
-    at::Tensor out = model->layer_forward(layer, x, cos, sin, mask);  // grad mode is off inside forward
+    at::Tensor out = model->layer_forward(layer, x, cos, sin, layout);  // grad mode is off inside forward
     if (weights != nullptr) weights->release(layer, /*after_backward=*/false);
     return out;
   }
@@ -43,12 +44,15 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
     at::Generator gen = at::globalContext().defaultGenerator(saved[0].device());
     at::Tensor rng_now = gen.get_state();
     gen.set_state(ctx->saved_data["rng"].toTensor());  // the same dropout masks as the first pass
-    at::Tensor mask = ctx->saved_data["has_mask"].toBool() ? ctx->saved_data["mask"].toTensor() : at::Tensor();
+    AttentionLayout layout;
+    if (ctx->saved_data.count("mask")) layout.mask = ctx->saved_data["mask"].toTensor();
+    if (ctx->saved_data.count("cu_seqlens")) layout.cu_seqlens = ctx->saved_data["cu_seqlens"].toTensor();
+    layout.max_seqlen = ctx->saved_data["max_seqlen"].toInt();
     at::Tensor x = saved[0].detach().requires_grad_(saved[0].requires_grad());
     at::Tensor out;
     {
       at::AutoGradMode enable(true);
-      out = model->layer_forward(layer, x, saved[1], saved[2], mask);
+      out = model->layer_forward(layer, x, saved[1], saved[2], layout);
     }
     gen.set_state(rng_now);
     // Parameters are leaves: their gradients accumulate as this inner backward runs.
@@ -62,8 +66,8 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
 }  // namespace
 
 at::Tensor checkpointed_layer_forward(const CausalLM& model, int64_t layer, const at::Tensor& x, const at::Tensor& cos,
-                                      const at::Tensor& sin, const at::Tensor& attention_mask, LayerWeights* weights) {
-  return CheckpointedLayer::apply(x, cos, sin, reinterpret_cast<int64_t>(&attention_mask), layer, &model, weights);
+                                      const at::Tensor& sin, const AttentionLayout& attention, LayerWeights* weights) {
+  return CheckpointedLayer::apply(x, cos, sin, reinterpret_cast<int64_t>(&attention), layer, &model, weights);
 }
 
 }  // namespace pdsd

@@ -11,6 +11,7 @@
 namespace pdsd {
 
 class CausalLM;
+struct AttentionLayout;
 
 // Where a layer's weights come from when they are not simply the model's: called around each run of
 // the layer — the forward pass, and its recomputation in backward.
@@ -24,7 +25,7 @@ class LayerWeights {
 
 // `weights` may be null (the model's own weights).
 at::Tensor checkpointed_layer_forward(const CausalLM& model, int64_t layer, const at::Tensor& x, const at::Tensor& cos,
-                                      const at::Tensor& sin, const at::Tensor& attention_mask,
+                                      const at::Tensor& sin, const AttentionLayout& attention,
                                       LayerWeights* weights = nullptr);
 
 }  // namespace pdsd

@@ -29,10 +29,10 @@ RotaryTables rotary_tables(const at::Tensor& inverse_frequencies, const at::Tens
   return {emb.cos().to(dtype), emb.sin().to(dtype)};
 }
 
-at::Tensor apply_rotary(const at::Tensor& x, const RotaryTables& tables) {
+at::Tensor apply_rotary(const at::Tensor& x, const RotaryTables& tables, int64_t heads_axis) {
   const int64_t half = x.size(-1) / 2;
   at::Tensor rotated = at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
-  at::Tensor cos = tables.cos.unsqueeze(1), sin = tables.sin.unsqueeze(1);  // broadcast over heads
+  at::Tensor cos = tables.cos.unsqueeze(heads_axis), sin = tables.sin.unsqueeze(heads_axis);  // broadcast over heads
   return x * cos + rotated * sin;
 }
 

@@ -20,7 +20,8 @@ struct RotaryTables {
 // Tables for position_ids [B, T]; positions restart per packed sample, so they are given, not implied.
 RotaryTables rotary_tables(const at::Tensor& inverse_frequencies, const at::Tensor& position_ids, at::ScalarType dtype);
 
-// x: [B, heads, T, head_dim]; returns x * cos + rotate_half(x) * sin.
-at::Tensor apply_rotary(const at::Tensor& x, const RotaryTables& tables);
+// x: [B, heads, T, head_dim] (heads_axis 1) or [B, T, heads, head_dim] (heads_axis 2);
+// returns x * cos + rotate_half(x) * sin.
+at::Tensor apply_rotary(const at::Tensor& x, const RotaryTables& tables, int64_t heads_axis = 1);
 
 }  // namespace pdsd

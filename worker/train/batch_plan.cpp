@@ -54,7 +54,13 @@ std::vector<std::vector<BatchPlan::Row>> BatchPlan::epoch_batches(int64_t epoch)
   return batches;
 }
 
-TrainBatch BatchPlan::tensors(const std::vector<Row>& rows) const {
+TrainBatch BatchPlan::tensors(const std::vector<Row>& rows_in) const {
+  std::vector<Row> rows = rows_in;
+  if (options_.padding_free) {  // every sample of the micro-batch in one row, end to end
+    Row all;
+    for (const auto& row : rows_in) all.insert(all.end(), row.begin(), row.end());
+    rows = {all};
+  }
   int64_t width = 0;
   for (const auto& row : rows) {
     int64_t len = 0;
@@ -68,6 +74,8 @@ TrainBatch BatchPlan::tensors(const std::vector<Row>& rows) const {
   at::Tensor segments = at::full({n, width}, -1, at::kLong);  // padding: a segment of its own
   auto ids_a = ids.accessor<int64_t, 2>(), labels_a = labels.accessor<int64_t, 2>(),
        pos_a = positions.accessor<int64_t, 2>(), seg_a = segments.accessor<int64_t, 2>();
+  std::vector<int32_t> offsets{0};
+  int64_t longest = 0;
   TrainBatch batch;
   for (int64_t r = 0; r < n; ++r) {
     int64_t col = 0, segment = 0;
@@ -75,26 +83,34 @@ TrainBatch BatchPlan::tensors(const std::vector<Row>& rows) const {
       const SftExample& e = examples_[i];
       for (size_t t = 0; t < e.input_ids.size(); ++t, ++col) {
         ids_a[r][col] = e.input_ids[t];
-        labels_a[r][col] = e.labels[t];
+        // Predicting sample k+1's first token from sample k's last is cross-sample: no label there.
+        labels_a[r][col] = t == 0 ? kIgnoreIndex : e.labels[t];
         pos_a[r][col] = static_cast<int64_t>(t);
         seg_a[r][col] = segment;
       }
-      // The first token of the next sample must not be predicted from this one's last token.
       ++segment;
-      batch.real_tokens += static_cast<int64_t>(e.input_ids.size());
+      const int64_t len = static_cast<int64_t>(e.input_ids.size());
+      offsets.push_back(offsets.back() + static_cast<int32_t>(len));
+      longest = std::max(longest, len);
+      batch.real_tokens += len;
     }
     for (int64_t c = col; c < width; ++c) pos_a[r][c] = c - col;
   }
-  if (options_.packing) {
-    // Predicting sample k+1's first token from sample k's last is cross-sample: mask those labels.
-    for (int64_t r = 0; r < n; ++r) {
-      int64_t col = 0;
-      for (int64_t i : rows[r]) {
-        if (col > 0) labels_a[r][col] = kIgnoreIndex;
-        col += static_cast<int64_t>(examples_[i].input_ids.size());
-      }
+  // Positions that predict a label: position t predicts label t+1 within its row.
+  std::vector<int64_t> loss_positions, loss_targets;
+  for (int64_t r = 0; r < n; ++r) {
+    for (int64_t c = 0; c + 1 < width; ++c) {
+      if (labels_a[r][c + 1] == kIgnoreIndex) continue;
+      loss_positions.push_back(r * width + c);
+      loss_targets.push_back(labels_a[r][c + 1]);
     }
-    batch.tokens.segment_ids = segments;
+  }
+  batch.loss_positions = at::tensor(loss_positions, at::kLong);
+  batch.loss_targets = at::tensor(loss_targets, at::kLong);
+  if (options_.packing || options_.padding_free) batch.tokens.segment_ids = segments;
+  if (options_.padding_free) {
+    batch.tokens.cu_seqlens = at::tensor(offsets, at::kInt);
+    batch.tokens.max_seqlen = longest;
   }
   batch.tokens.input_ids = ids;
   batch.tokens.position_ids = positions;

@@ -10,32 +10,54 @@ using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
 struct FusedLinearCrossEntropy : public torch::autograd::Function<FusedLinearCrossEntropy> {
-  // hidden [N, H], weight [V, H], targets [N] (kIgnoreIndex = no loss).
+  // hidden [N, H], weight [V, H], targets [N] (kIgnoreIndex = no loss; `all_valid`: none is).
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& hidden, const at::Tensor& weight,
-                            const at::Tensor& targets, int64_t chunk) {
+                            const at::Tensor& targets, int64_t chunk, bool all_valid) {
     const int64_t n = hidden.size(0);
     const bool want_hidden = hidden.requires_grad(), want_weight = weight.requires_grad();
+    // On the GPU in bf16/fp16, GEMMs take half-precision inputs and write fp32 (cuBLAS accumulates in
+    // fp32 either way): fp32 logits without a bf16 rounding, and the lm_head gradient summed in fp32
+    // without an fp32 GEMM, which would run at a fraction of the tensor-core rate.
+    const bool half_on_gpu = hidden.is_cuda() && hidden.scalar_type() != at::kFloat;
     at::Tensor w = weight.to(hidden.scalar_type());
     at::Tensor grad_hidden = want_hidden ? at::empty_like(hidden) : at::Tensor();
-    at::Tensor grad_weight = want_weight ? at::zeros(weight.sizes(), weight.options().dtype(at::kFloat)) : at::Tensor();
+    at::Tensor grad_weight;  // fp32, [V, H]; allocated by the first chunk's product
     at::Tensor total = at::zeros({}, hidden.options().dtype(at::kFloat));
     for (int64_t start = 0; start < n; start += chunk) {
       const int64_t len = std::min(chunk, n - start);
       at::Tensor h = hidden.narrow(0, start, len);
       at::Tensor t = targets.narrow(0, start, len);
-      at::Tensor valid = t.ne(kIgnoreIndex);
-      at::Tensor safe = at::where(valid, t, at::zeros_like(t)).unsqueeze(1);
-      at::Tensor logits = at::matmul(h, w.t()).to(at::kFloat);  // [len, V]: the only vocabulary-wide tensor
+      at::Tensor valid = all_valid ? at::Tensor() : t.ne(kIgnoreIndex);
+      at::Tensor safe = (all_valid ? t : at::where(valid, t, at::zeros_like(t))).unsqueeze(1);
+      // [len, V]: the only vocabulary-wide tensor
+      at::Tensor logits = half_on_gpu ? at::mm(h, w.t(), at::kFloat) : at::matmul(h, w.t()).to(at::kFloat);
       at::Tensor lse = logits.logsumexp(-1, /*keepdim=*/true);
-      total += ((lse.squeeze(1) - logits.gather(1, safe).squeeze(1)) * valid).sum();
+      at::Tensor losses = lse.squeeze(1) - logits.gather(1, safe).squeeze(1);
+      total += all_valid ? losses.sum() : (losses * valid).sum();
       if (!want_hidden && !want_weight) continue;
       // d(sum of losses)/d(logits) = softmax - one_hot(target), zero on ignored rows.
       at::Tensor grad = logits.sub_(lse).exp_();
       grad.scatter_add_(1, safe, -at::ones_like(safe, grad.options()));
-      grad.mul_(valid.unsqueeze(1));
+      if (!all_valid) grad.mul_(valid.unsqueeze(1));
+      if (half_on_gpu) {
+        at::Tensor g = grad.to(w.scalar_type());
+        if (want_hidden) {
+          at::Tensor rows = grad_hidden.narrow(0, start, len);
+          at::mm_out(rows, g, w);
+        }
+        if (want_weight) {
+          at::Tensor part = at::mm(g.t(), h, at::kFloat);
+          grad_weight = grad_weight.defined() ? grad_weight.add_(part) : part;
+        }
+        continue;
+      }
       if (want_hidden) grad_hidden.narrow(0, start, len).copy_(at::matmul(grad.to(w.scalar_type()), w));
-      if (want_weight) grad_weight.add_(at::matmul(grad.t(), h.to(at::kFloat)));
+      if (want_weight) {
+        at::Tensor part = at::matmul(grad.t(), h.to(at::kFloat));
+        grad_weight = grad_weight.defined() ? grad_weight.add_(part) : part;
+      }
     }
+    if (want_weight && !grad_weight.defined()) grad_weight = at::zeros(weight.sizes(), weight.options().dtype(at::kFloat));
     ctx->save_for_backward({grad_hidden, grad_weight});
     return total;
   }
@@ -45,7 +67,7 @@ struct FusedLinearCrossEntropy : public torch::autograd::Function<FusedLinearCro
     const at::Tensor& scale = grad_output[0];
     at::Tensor grad_hidden = saved[0].defined() ? saved[0] * scale.to(saved[0].scalar_type()) : at::Tensor();
     at::Tensor grad_weight = saved[1].defined() ? saved[1] * scale : at::Tensor();
-    return {grad_hidden, grad_weight, at::Tensor(), at::Tensor()};
+    return {grad_hidden, grad_weight, at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -60,7 +82,16 @@ LossSum causal_lm_loss(const at::Tensor& hidden, const at::Tensor& weight, const
   at::Tensor flat = hidden.reshape({batch * seq, hidden.size(-1)});
   LossSum out;
   out.tokens = count_tokens ? targets.ne(kIgnoreIndex).sum().item<int64_t>() : -1;
-  out.sum = FusedLinearCrossEntropy::apply(flat, weight, targets, chunk_tokens);
+  out.sum = FusedLinearCrossEntropy::apply(flat, weight, targets, chunk_tokens, /*all_valid=*/false);
+  return out;
+}
+
+LossSum causal_lm_loss_at(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& positions,
+                          const at::Tensor& targets, int64_t chunk_tokens) {
+  at::Tensor rows = hidden.reshape({-1, hidden.size(-1)}).index_select(0, positions);
+  LossSum out;
+  out.tokens = positions.size(0);
+  out.sum = FusedLinearCrossEntropy::apply(rows, weight, targets, chunk_tokens, /*all_valid=*/true);
   return out;
 }
 

@@ -44,6 +44,9 @@ SftExample build_sft_example(const std::vector<data::Segment>& segments, const E
 struct BatchingOptions {
   int64_t batch_size = 1;       // samples (padded) or rows (packed) per micro-batch
   bool packing = false;
+  // Each micro-batch's samples (or packed rows) laid end to end as one row with no padding, for
+  // variable-length flash attention (TokenBatch::cu_seqlens). Same samples, same loss as padded.
+  bool padding_free = false;
   int64_t cutoff_len = 2048;    // row length when packing
   uint64_t seed = 42;
   int64_t world_size = 1;

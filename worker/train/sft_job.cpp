@@ -235,7 +235,10 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
   std::vector<SftExample> train_examples = to_examples(conversations), eval_examples = to_examples(held_out);
   result.train_samples = static_cast<int64_t>(train_examples.size());
   result.eval_samples = static_cast<int64_t>(eval_examples.size());
+  // Padding-free micro-batches need variable-length flash attention: CUDA, bf16/fp16 compute.
+  const bool padding_free = config.padding_free && device.is_cuda() && compute != at::kFloat;
   BatchingOptions batching{.batch_size = config.per_device_train_batch_size, .packing = config.packing,
+                           .padding_free = padding_free,
                            .cutoff_len = config.cutoff_len, .seed = static_cast<uint64_t>(config.seed),
                            .world_size = env.world_size, .rank = env.rank,
                            .gradient_accumulation_steps = config.gradient_accumulation_steps, .pad_id = 0};
@@ -367,7 +370,10 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
       b.tokens.input_ids = b.tokens.input_ids.to(device);
       b.tokens.position_ids = b.tokens.position_ids.to(device);
       if (b.tokens.segment_ids.defined()) b.tokens.segment_ids = b.tokens.segment_ids.to(device);
+      if (b.tokens.cu_seqlens.defined()) b.tokens.cu_seqlens = b.tokens.cu_seqlens.to(device);
       b.labels = b.labels.to(device);
+      b.loss_positions = b.loss_positions.to(device);
+      b.loss_targets = b.loss_targets.to(device);
     }
     return batches;
   };

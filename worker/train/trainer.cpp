@@ -32,17 +32,16 @@ at::Tensor predicted_tokens(const at::Tensor& labels) {
 
 double clip_grad_norm(const std::vector<TrainableParameter>& params, double max_norm) {
   at::NoGradGuard no_grad;
-  std::vector<at::Tensor> norms;
+  std::vector<at::Tensor> grads;
   for (const auto& p : params) {
-    if (p.tensor.grad().defined()) norms.push_back(p.tensor.grad().to(at::kFloat).norm());
+    if (p.tensor.grad().defined()) grads.push_back(p.tensor.grad());
   }
-  if (norms.empty()) return 0.0;
-  const double total = at::stack(norms).norm().item<double>();
+  if (grads.empty()) return 0.0;
+  // Multi-tensor kernels: a few launches for hundreds of gradients, as torch's clip_grad_norm_ on GPU.
+  const double total = at::stack(at::_foreach_norm(grads, 2, at::kFloat)).norm().item<double>();
   if (max_norm > 0) {
     const double coef = std::min(1.0, max_norm / (total + 1e-6));
-    for (const auto& p : params) {
-      if (p.tensor.grad().defined()) p.tensor.mutable_grad().mul_(coef);
-    }
+    at::_foreach_mul_(grads, coef);
   }
   return total;
 }
@@ -65,16 +64,29 @@ int64_t Trainer::optimizer_state_bytes() const {
   return optimizer_ ? optimizer_->state_bytes() : options_.sharded_state_bytes();
 }
 
+LossSum Trainer::loss_of(const at::Tensor& hidden, const TrainBatch& batch, bool count_tokens) const {
+  if (batch.loss_positions.defined()) {
+    return causal_lm_loss_at(hidden, model_.lm_head_weight(), batch.loss_positions, batch.loss_targets,
+                             options_.loss_chunk_tokens);
+  }
+  return causal_lm_loss(hidden, model_.lm_head_weight(), batch.labels, options_.loss_chunk_tokens, count_tokens);
+}
+
 StepRecord Trainer::step(const std::vector<TrainBatch>& micro_batches) {
   PDSD_CHECK(!micro_batches.empty(), "an optimizer step needs at least one micro-batch");
   auto t0 = std::chrono::steady_clock::now();
   // Normalise by the step's total predicted tokens so accumulating micro-batches equals one batch.
   // One read-back for the whole step, before any forward: the micro-batches then run without the
   // host waiting for the GPU until the step's loss is read after the last backward.
-  int64_t real_tokens = 0;
+  // Batches that list their loss positions (BatchPlan's do) need no read-back at all.
+  int64_t real_tokens = 0, step_tokens = 0;
   std::vector<at::Tensor> counts_per_batch;
-  for (const auto& b : micro_batches) counts_per_batch.push_back(predicted_tokens(b.labels)), real_tokens += b.real_tokens;
-  int64_t step_tokens = at::stack(counts_per_batch).sum().item<int64_t>();
+  for (const auto& b : micro_batches) {
+    real_tokens += b.real_tokens;
+    if (b.loss_positions.defined()) step_tokens += b.loss_positions.size(0);
+    else counts_per_batch.push_back(predicted_tokens(b.labels));
+  }
+  if (!counts_per_batch.empty()) step_tokens += at::stack(counts_per_batch).sum().item<int64_t>();
   if (options_.all_reduce_sum) {  // the global count over all ranks normalises every rank's loss
     at::Tensor counts = at::tensor({static_cast<double>(step_tokens), static_cast<double>(real_tokens)}, at::kDouble);
     options_.all_reduce_sum(counts);
@@ -88,8 +100,7 @@ StepRecord Trainer::step(const std::vector<TrainBatch>& micro_batches) {
   for (size_t i = 0; i < micro_batches.size(); ++i) {
     const auto& b = micro_batches[i];
     at::Tensor hidden = model_.hidden_states(b.tokens);
-    LossSum loss = causal_lm_loss(hidden, model_.lm_head_weight(), b.labels, options_.loss_chunk_tokens,
-                                  /*count_tokens=*/false);
+    LossSum loss = loss_of(hidden, b, /*count_tokens=*/false);
     const bool last = i + 1 == micro_batches.size();
     if (options_.before_backward) options_.before_backward(last);
     (loss.sum / static_cast<double>(step_tokens)).backward();
@@ -158,7 +169,7 @@ double Trainer::evaluate(const std::vector<TrainBatch>& batches) {
   int64_t tokens = 0;
   if (options_.before_forward) options_.before_forward();
   for (const auto& b : batches) {
-    LossSum loss = causal_lm_loss(model_.hidden_states(b.tokens), model_.lm_head_weight(), b.labels, options_.loss_chunk_tokens);
+    LossSum loss = loss_of(model_.hidden_states(b.tokens), b, /*count_tokens=*/true);
     sum += loss.sum.item<double>();
     tokens += loss.tokens;
   }

@@ -19,6 +19,7 @@
 
 #include "worker/model/causal_lm.h"
 #include "worker/train/adamw.h"
+#include "worker/train/causal_lm_loss.h"
 #include "worker/train/lr_schedule.h"
 
 namespace pdsd {
@@ -26,6 +27,11 @@ namespace pdsd {
 struct TrainBatch {
   TokenBatch tokens;
   at::Tensor labels;        // [B, T], -100 where no loss
+  // Flat indices into the B × T positions of those that predict a label (label at t+1 not -100),
+  // and those labels: built on the host with the batch, so the loss projects only these positions
+  // onto the vocabulary and a step's token count needs no read-back from the GPU. Optional.
+  at::Tensor loss_positions;  // [P] int64
+  at::Tensor loss_targets;    // [P] int64
   int64_t real_tokens = 0;  // non-padding input tokens, for throughput
 };
 
@@ -101,6 +107,8 @@ class Trainer {
   int64_t steps_done() const { return steps_done_; }
 
  private:
+  LossSum loss_of(const at::Tensor& hidden, const TrainBatch& batch, bool count_tokens) const;
+
   CausalLM& model_;
   std::vector<TrainableParameter> trainable_;
   TrainerOptions options_;

@@ -170,11 +170,11 @@ void Zero3Parameters::release(int64_t layer, bool after_backward) {
 
 CausalLM::LayerRunner Zero3Parameters::layer_runner() {
   return [this](int64_t layer, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                const at::Tensor& mask) -> at::Tensor {
+                const AttentionLayout& attention) -> at::Tensor {
     // Training: activation checkpointing with this class supplying the weights (checkpointed_layer.h).
-    if (at::GradMode::is_enabled() && x.requires_grad()) return checkpointed_layer_forward(model_, layer, x, cos, sin, mask, this);
+    if (at::GradMode::is_enabled() && x.requires_grad()) return checkpointed_layer_forward(model_, layer, x, cos, sin, attention, this);
     acquire(layer, /*for_backward=*/false);
-    at::Tensor out = model_.layer_forward(layer, x, cos, sin, mask);
+    at::Tensor out = model_.layer_forward(layer, x, cos, sin, attention);
     release(layer, /*after_backward=*/false);
     return out;
   };
