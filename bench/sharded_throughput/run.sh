@@ -13,20 +13,31 @@ mkdir -p "$out"
 # shellcheck source=../lib/sharded_rows.sh
 source "$repo/bench/lib/sharded_rows.sh"
 python3 "$repo/bench/sft_throughput/make_model_and_data.py" "$out" 2000 > "$out/make.log" 2>&1
-python3 "$repo/bench/sharded_throughput/make_shape.py" "$out/qwen2.5-7b-shape" 7b >> "$out/make.log" 2>&1
+[[ " ${SIZES:-7b} " == *" 7b "* ]] && [ ! -d "$out/qwen2.5-7b-shape" ] && \
+  python3 "$repo/bench/sharded_throughput/make_shape.py" "$out/qwen2.5-7b-shape" 7b >> "$out/make.log" 2>&1
 
+# SIZES="0.5b" or "7b" measures one model shape per call (rows already in rows.jsonl are kept, so a
+# second call on the same machine adds the rest).
+sizes=${SIZES:-0.5b 7b}
+rows=$out/rows.jsonl
 {
-  for method in full lora; do
-    for stage in 2 3; do
-      row qwen2.5-0.5b-shape 1 1 $stage $method
-      row qwen2.5-0.5b-shape 1 2 $stage $method
+  if [[ " $sizes " == *" 0.5b "* ]]; then
+    for method in full lora; do
+      for stage in 2 3; do
+        row qwen2.5-0.5b-shape 1 1 $stage $method
+        row qwen2.5-0.5b-shape 1 2 $stage $method
+      done
     done
-  done
-  row qwen2.5-7b-shape 1 1 3 lora
-  row qwen2.5-7b-shape 1 2 3 lora
-  row qwen2.5-7b-shape 1 2 3 full
-} | tee "$out/rows.jsonl"
-if [ "$gpus" -ge 2 ]; then
+  fi
+  if [[ " $sizes " == *" 7b "* ]]; then
+    for stage in 2 3; do
+      row qwen2.5-7b-shape 1 1 $stage lora
+      row qwen2.5-7b-shape 1 2 $stage lora
+      row qwen2.5-7b-shape 1 2 $stage full
+    done
+  fi
+} | tee -a "$rows"
+if [ "$gpus" -ge 2 ] && [ ! -f "$out/collectives.log" ]; then
   "$repo/build-gpu/bin/pdsd-launch" --nproc 2 --standalone -- "$repo/build-gpu/bin/pdsd-bench-collectives" \
     --min-mib 4 --max-mib 1024 > "$out/collectives.log" 2>&1 || tail -20 "$out/collectives.log"
 fi
