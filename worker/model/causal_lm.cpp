@@ -28,17 +28,39 @@ const at::Tensor& CausalLM::lm_head_weight() const {
   return param(config_.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight");
 }
 
+at::Tensor CausalLM::lora_delta(const at::Tensor& x, const LoraAdapter& adapter) const {
+  at::Tensor input = training_ && adapter.dropout > 0 ? at::dropout(x, adapter.dropout, true) : x;
+  return at::linear(at::linear(input, adapter.a.to(compute_dtype_)), adapter.b.to(compute_dtype_)) * adapter.scale;
+}
+
 at::Tensor CausalLM::linear(const at::Tensor& x, const std::string& module) const {
   auto bias_it = parameters_.find(module + ".bias");
   std::optional<at::Tensor> bias;
   if (bias_it != parameters_.end()) bias = bias_it->second.to(compute_dtype_);
   at::Tensor y = at::linear(x, param(module + ".weight").to(compute_dtype_), bias);
-  if (auto it = lora_.find(module); it != lora_.end()) {
-    const LoraAdapter& adapter = it->second;
-    at::Tensor input = training_ && adapter.dropout > 0 ? at::dropout(x, adapter.dropout, true) : x;
-    y = y + at::linear(at::linear(input, adapter.a.to(compute_dtype_)), adapter.b.to(compute_dtype_)) * adapter.scale;
-  }
+  if (auto it = lora_.find(module); it != lora_.end()) y = y + lora_delta(x, it->second);
   return y;
+}
+
+std::vector<at::Tensor> CausalLM::fused_linear(const at::Tensor& x, const std::vector<std::string>& modules) const {
+  // Projections of the same input (q/k/v, gate/up) as one GEMM over the concatenated weights: one
+  // kernel and one autograd node where there were several. Small models are bound by the host's
+  // per-operator cost, not by the GPU, so fewer operators is what makes them faster.
+  std::vector<at::Tensor> weights, biases;
+  std::vector<int64_t> widths;
+  for (const auto& m : modules) {
+    weights.push_back(param(m + ".weight"));
+    widths.push_back(weights.back().size(0));
+    if (auto it = parameters_.find(m + ".bias"); it != parameters_.end()) biases.push_back(it->second);
+  }
+  PDSD_CHECK(biases.empty() || biases.size() == modules.size(), "fused projections: some have a bias, some not");
+  std::optional<at::Tensor> bias;
+  if (!biases.empty()) bias = at::cat(biases).to(compute_dtype_);
+  std::vector<at::Tensor> outs = at::linear(x, at::cat(weights).to(compute_dtype_), bias).split_with_sizes(widths, -1);
+  for (size_t i = 0; i < modules.size(); ++i) {
+    if (auto it = lora_.find(modules[i]); it != lora_.end()) outs[i] = outs[i] + lora_delta(x, it->second);
+  }
+  return outs;
 }
 
 at::Tensor CausalLM::rms_norm(const at::Tensor& x, const std::string& weight_name) const {
@@ -81,24 +103,27 @@ at::Tensor CausalLM::layer_forward(int64_t layer, const at::Tensor& x, const at:
   RotaryTables tables{cos, sin};
 
   at::Tensor h = rms_norm(x, p + "input_layernorm.weight");
-  at::Tensor q = linear(h, p + "self_attn.q_proj").view({batch, seq, heads, head_dim});
-  at::Tensor k = linear(h, p + "self_attn.k_proj").view({batch, seq, kv_heads, head_dim});
-  at::Tensor v = linear(h, p + "self_attn.v_proj").view({batch, seq, kv_heads, head_dim});
+  auto qkv = fused_linear(h, {p + "self_attn.q_proj", p + "self_attn.k_proj", p + "self_attn.v_proj"});
+  // RoPE on q and k in one pass: [B, T, heads + kv_heads, D].
+  at::Tensor qk = at::cat({qkv[0], qkv[1]}, -1).view({batch, seq, heads + kv_heads, head_dim});
   at::Tensor attn;
   if (layout.cu_seqlens.defined()) {  // one padding-free row: [T, heads, D] throughout, no transposes
     PDSD_CHECK(batch == 1, "variable-length attention takes one row of sequences, got ", batch, " rows");
-    q = apply_rotary(q, tables, /*heads_axis=*/2).view({seq, heads, head_dim});
-    k = apply_rotary(k, tables, /*heads_axis=*/2).view({seq, kv_heads, head_dim});
-    attn = attention(q, k, v.view({seq, kv_heads, head_dim}), layout).view({batch, seq, heads * head_dim});
+    qk = apply_rotary(qk, tables, /*heads_axis=*/2).view({seq, heads + kv_heads, head_dim});
+    attn = attention(qk.narrow(1, 0, heads), qk.narrow(1, heads, kv_heads), qkv[2].reshape({seq, kv_heads, head_dim}), layout)
+               .view({batch, seq, heads * head_dim});
   } else {
-    q = apply_rotary(q.transpose(1, 2), tables);
-    k = apply_rotary(k.transpose(1, 2), tables);
-    attn = attention(q, k, v.transpose(1, 2), layout).transpose(1, 2).reshape({batch, seq, heads * head_dim});
+    qk = apply_rotary(qk, tables, /*heads_axis=*/2).transpose(1, 2);  // [B, heads + kv_heads, T, D]
+    at::Tensor v = qkv[2].reshape({batch, seq, kv_heads, head_dim}).transpose(1, 2);
+    attn = attention(qk.narrow(1, 0, heads), qk.narrow(1, heads, kv_heads), v, layout)
+               .transpose(1, 2)
+               .reshape({batch, seq, heads * head_dim});
   }
   at::Tensor out = x + linear(attn, p + "self_attn.o_proj");
 
   h = rms_norm(out, p + "post_attention_layernorm.weight");
-  at::Tensor mlp = linear(at::silu(linear(h, p + "mlp.gate_proj")) * linear(h, p + "mlp.up_proj"), p + "mlp.down_proj");
+  auto gate_up = fused_linear(h, {p + "mlp.gate_proj", p + "mlp.up_proj"});
+  at::Tensor mlp = linear(at::silu(gate_up[0]) * gate_up[1], p + "mlp.down_proj");
   return out + mlp;
 }
 

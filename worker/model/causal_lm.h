@@ -17,6 +17,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "worker/model/lora.h"
 #include "worker/model_config.h"
@@ -79,6 +80,8 @@ class CausalLM {
  private:
   const at::Tensor& param(const std::string& name) const;
   at::Tensor linear(const at::Tensor& x, const std::string& module) const;
+  std::vector<at::Tensor> fused_linear(const at::Tensor& x, const std::vector<std::string>& modules) const;
+  at::Tensor lora_delta(const at::Tensor& x, const LoraAdapter& adapter) const;
   at::Tensor rms_norm(const at::Tensor& x, const std::string& weight_name) const;
   at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const AttentionLayout& layout) const;
 

@@ -26,14 +26,19 @@ RotaryTables rotary_tables(const at::Tensor& inverse_frequencies, const at::Tens
   at::Tensor inv = inverse_frequencies.to(position_ids.device());
   at::Tensor freqs = position_ids.to(at::kFloat).unsqueeze(-1) * inv.view({1, 1, -1});  // [B, T, D/2]
   at::Tensor emb = at::cat({freqs, freqs}, -1);
-  return {emb.cos().to(dtype), emb.sin().to(dtype)};
+  // The first half of sin negated once per batch, so that each layer's rotate_half is a flip.
+  at::Tensor sin = emb.sin();
+  sin.narrow(-1, 0, sin.size(-1) / 2).neg_();
+  return {emb.cos().to(dtype), sin.to(dtype)};
 }
 
 at::Tensor apply_rotary(const at::Tensor& x, const RotaryTables& tables, int64_t heads_axis) {
+  // rotate_half(x) * sin = [-x2, x1] * [s, s] = [x2, x1] * [-s, s]: the halves swapped (one flip)
+  // times the signed table, then one fused multiply-add.
   const int64_t half = x.size(-1) / 2;
-  at::Tensor rotated = at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+  at::Tensor swapped = x.unflatten(-1, {2, half}).flip(-2).flatten(-2);
   at::Tensor cos = tables.cos.unsqueeze(heads_axis), sin = tables.sin.unsqueeze(heads_axis);  // broadcast over heads
-  return x * cos + rotated * sin;
+  return at::addcmul(x * cos, swapped, sin);
 }
 
 }  // namespace pdsd

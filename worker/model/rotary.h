@@ -14,7 +14,7 @@ at::Tensor rope_inverse_frequencies(const ModelConfig& config);
 
 struct RotaryTables {
   at::Tensor cos;  // [B, T, head_dim], in the compute dtype
-  at::Tensor sin;
+  at::Tensor sin;  // the same, with its first half negated (rotate_half's sign, applied once per batch)
 };
 
 // Tables for position_ids [B, T]; positions restart per packed sample, so they are given, not implied.
