@@ -141,6 +141,44 @@ TEST(SftBatches, RanksGetDisjointShardsAndOrderIsSeeded) {
   EXPECT_NE(ids_of(rank0.micro_batches(0)), ids_of(rank0.micro_batches(2))) << "a new epoch reshuffles";
 }
 
+// Ranks wait for the slowest at every step: a step's samples are dealt out so that the ranks' token
+// counts differ by at most one sample's length, and together they are the samples one process takes
+// for that step (same global batch, same update).
+TEST(SftBatches, RanksShareAStepsSamplesWithBalancedTokens) {
+  std::vector<SftExample> uneven;
+  for (int i = 0; i < 48; ++i) {
+    uneven.push_back(build_sft_example(chat("p" + std::to_string(i), std::string(1 + (i * 7) % 23, 'r')), bytes, {}));
+  }
+  auto samples_of = [](const std::vector<TrainBatch>& batches, int64_t& tokens) {
+    std::multiset<std::vector<int64_t>> out;
+    for (const auto& b : batches) {
+      tokens += b.real_tokens;
+      for (int64_t r = 0; r < b.tokens.input_ids.size(0); ++r) {
+        at::Tensor row = b.tokens.input_ids[r];
+        row = row.narrow(0, 0, row.ne(0).sum().item<int64_t>());
+        out.insert(std::vector<int64_t>(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + row.numel()));
+      }
+    }
+    return out;
+  };
+  BatchPlan single(uneven, {.batch_size = 2, .seed = 4, .gradient_accumulation_steps = 4});
+  std::vector<BatchPlan> ranks;
+  for (int64_t r = 0; r < 2; ++r) ranks.emplace_back(uneven, BatchingOptions{.batch_size = 2, .seed = 4, .world_size = 2, .rank = r, .gradient_accumulation_steps = 2});
+  int64_t longest = 0;
+  for (const auto& e : uneven) longest = std::max<int64_t>(longest, static_cast<int64_t>(e.input_ids.size()));
+  for (int64_t step = 0; step < single.steps_per_epoch(); ++step) {
+    int64_t t_single = 0, t0 = 0, t1 = 0;
+    auto all = samples_of(single.micro_batches(step), t_single);
+    auto mb0 = ranks[0].micro_batches(step), mb1 = ranks[1].micro_batches(step);
+    ASSERT_EQ(mb0.size(), 2u);
+    ASSERT_EQ(mb1.size(), 2u);
+    auto s0 = samples_of(mb0, t0), s1 = samples_of(mb1, t1);
+    s0.insert(s1.begin(), s1.end());
+    EXPECT_EQ(s0, all) << "step " << step << ": the ranks together take the single process's samples";
+    EXPECT_LE(std::abs(t0 - t1), longest) << "step " << step << ": tokens per rank " << t0 << " vs " << t1;
+  }
+}
+
 TEST(SftBatches, TooFewSamplesForOneStepIsAClearError) {
   BatchingOptions four{.batch_size = 4};
   EXPECT_THROW(BatchPlan(samples(3), four), InputError);

@@ -120,11 +120,44 @@ TrainBatch BatchPlan::tensors(const std::vector<Row>& rows_in) const {
 
 std::vector<TrainBatch> BatchPlan::micro_batches(int64_t step) const {
   const int64_t epoch = step / steps_per_epoch_, within = step % steps_per_epoch_;
+  const int64_t ga = options_.gradient_accumulation_steps, world = options_.world_size;
   auto batches = epoch_batches(epoch);
   std::vector<TrainBatch> out;
-  for (int64_t a = 0; a < options_.gradient_accumulation_steps; ++a) {
-    const int64_t global = (within * options_.gradient_accumulation_steps + a) * options_.world_size + options_.rank;
-    out.push_back(tensors(batches.at(global)));
+  if (world == 1) {
+    for (int64_t a = 0; a < ga; ++a) out.push_back(tensors(batches.at(within * ga + a)));
+    return out;
+  }
+  // Every rank waits for the slowest at each step, and samples differ in length: the step's rows
+  // (those of its world × ga micro-batches, the same set whatever the world size) are dealt out
+  // longest first, each to the rank with the fewest tokens so far among those with room left. Each
+  // rank gets ga × batch_size rows, so the update is the one a single process makes from that set.
+  std::vector<Row> rows;
+  for (int64_t m = within * ga * world; m < (within + 1) * ga * world; ++m) {
+    for (const Row& row : batches.at(m)) rows.push_back(row);
+  }
+  auto tokens_of = [&](const Row& row) {
+    int64_t n = 0;
+    for (int64_t i : row) n += static_cast<int64_t>(examples_[i].input_ids.size());
+    return n;
+  };
+  std::vector<size_t> order(rows.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return tokens_of(rows[a]) > tokens_of(rows[b]); });
+  const size_t per_rank = static_cast<size_t>(ga * options_.batch_size);
+  std::vector<std::vector<Row>> dealt(static_cast<size_t>(world));
+  std::vector<int64_t> load(static_cast<size_t>(world), 0);
+  for (size_t i : order) {
+    size_t best = dealt.size();
+    for (size_t r = 0; r < dealt.size(); ++r) {
+      if (dealt[r].size() < per_rank && (best == dealt.size() || load[r] < load[best])) best = r;
+    }
+    dealt[best].push_back(rows[i]);
+    load[best] += tokens_of(rows[i]);
+  }
+  const auto& mine = dealt[static_cast<size_t>(options_.rank)];
+  for (int64_t a = 0; a < ga; ++a) {
+    auto first = mine.begin() + a * options_.batch_size;
+    out.push_back(tensors(std::vector<Row>(first, first + options_.batch_size)));
   }
   return out;
 }

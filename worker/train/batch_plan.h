@@ -3,9 +3,11 @@
 // Per epoch, samples are shuffled with (seed, epoch) so a resumed run sees the same order. They are
 // grouped into micro-batches of `batch_size` samples (padded to the longest, right-padded) or, with
 // packing, into rows of at most cutoff_len tokens filled in order (positions restart per sample,
-// segment ids keep attention inside it), `batch_size` rows per micro-batch. Global micro-batch i
-// belongs to rank i % world_size; an optimizer step takes gradient_accumulation_steps micro-batches
-// per rank. The last micro-batches of an epoch that do not fill a whole step are dropped.
+// segment ids keep attention inside it), `batch_size` rows per micro-batch. Optimizer step s takes
+// global micro-batches [s × ga × world, (s + 1) × ga × world); with several ranks their rows are dealt
+// out to balance tokens per rank (every rank waits for the slowest), ga × batch_size rows each, so
+// the step's samples are the same whatever the world size. The last micro-batches of an epoch that
+// do not fill a whole step are dropped.
 //
 //   BatchPlan plan(examples, options);
 //   trainer.train(total, [&](int64_t step) { return plan.micro_batches(step); });
