@@ -259,14 +259,18 @@ TEST(GlooCollectivesTimeout, JobTimeoutBoundsBarrier) {
 
 TEST(GlooCollectivesFailure, DeadPeerFailsTheOpInsteadOfHanging) {
   ReservedPort port;
+  int left_barrier[2];
+  ASSERT_EQ(::pipe(left_barrier), 0);
   auto results = run_ranks(2, 60s, [&](int rank) {
     GlooCollectivesOptions options;
     options.timeout = 20s;
     auto c = connect(rank, 2, port, options);
     c->barrier();  // both fully connected (and past the store) before rank 0 goes, even under load
-    // Leaving the barrier first does not mean the peer has left it too: rank 0 gives rank 1 time to
-    // get out of it (and into the all_reduce, which then waits for a peer that never comes).
-    if (rank == 0) std::this_thread::sleep_for(500ms), ::_exit(0);  // dies connected, without a word
+    // Leaving the barrier first does not mean the peer has left it too: rank 1 says when it has,
+    // and only then does rank 0 die, connected, without a word.
+    if (rank == 1) check(::write(left_barrier[1], "x", 1) == 1, "pipe write");
+    char byte = 0;
+    if (rank == 0) (void)!::read(left_barrier[0], &byte, 1), ::_exit(0);
     auto [message, seconds] = expect_error("all_reduce with a dead peer", [&] { c->all_reduce(at::ones({1000})); });
     std::cout << "rank 1 got after " << seconds << " s: " << message << std::endl;
     check_contains(message, "rank 1: all_reduce of 1000 float32 elements (4000 bytes)");

@@ -5,8 +5,46 @@
 #include "worker/model/rotary.h"
 
 #include <ATen/core/grad_mode.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#ifdef PDSD_HAVE_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#endif
 
 namespace pdsd {
+
+bool flash_attention_supported(at::Device device, int64_t head_dim) {
+  if (!device.is_cuda() || head_dim % 8 != 0 || head_dim > 256) return false;
+#ifdef PDSD_HAVE_CUDA
+  return at::cuda::getDeviceProperties(device.index())->major >= 8;
+#else
+  return false;
+#endif
+}
+
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// y = x · cat(W)ᵀ + b for weights that do not train (LoRA's and freeze's base): the concatenated
+// weight exists only while its GEMM runs, in forward and again in backward, instead of being kept
+// from forward to backward as a copy of the weights (most of a model, with no activation checkpointing).
+struct FrozenFusedLinear : public torch::autograd::Function<FrozenFusedLinear> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, std::vector<at::Tensor> weights,
+                            std::optional<at::Tensor> bias, at::ScalarType dtype) {
+    ctx->save_for_backward(weights);  // the weights themselves, not a copy
+    ctx->saved_data["dtype"] = static_cast<int64_t>(dtype);
+    return at::linear(x, at::cat(weights).to(dtype), bias);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grad_output) {
+    const auto dtype = static_cast<at::ScalarType>(ctx->saved_data["dtype"].toInt());
+    at::Tensor grad_x = at::matmul(grad_output[0], at::cat(ctx->get_saved_variables()).to(dtype));
+    return {grad_x, at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+}  // namespace
 
 CausalLM::CausalLM(ModelConfig config, std::map<std::string, at::Tensor> parameters, at::ScalarType compute_dtype)
     : config_(std::move(config)),
@@ -56,7 +94,11 @@ std::vector<at::Tensor> CausalLM::fused_linear(const at::Tensor& x, const std::v
   PDSD_CHECK(biases.empty() || biases.size() == modules.size(), "fused projections: some have a bias, some not");
   std::optional<at::Tensor> bias;
   if (!biases.empty()) bias = at::cat(biases).to(compute_dtype_);
-  std::vector<at::Tensor> outs = at::linear(x, at::cat(weights).to(compute_dtype_), bias).split_with_sizes(widths, -1);
+  bool frozen = !bias || !bias->requires_grad();
+  for (const auto& w : weights) frozen = frozen && !w.requires_grad();
+  at::Tensor y = frozen && at::GradMode::is_enabled() ? FrozenFusedLinear::apply(x, weights, bias, compute_dtype_)
+                                                      : at::linear(x, at::cat(weights).to(compute_dtype_), bias);
+  std::vector<at::Tensor> outs = y.split_with_sizes(widths, -1);
   for (size_t i = 0; i < modules.size(); ++i) {
     if (auto it = lora_.find(modules[i]); it != lora_.end()) outs[i] = outs[i] + lora_delta(x, it->second);
   }

@@ -47,6 +47,10 @@ struct AttentionLayout {
   // Neither set: plain causal attention, exact for right-padded rows (no real token attends a later pad).
 };
 
+// Whether libtorch's flash attention (which padding-free batches need) runs on this device for this
+// head size: CUDA compute capability 8.0 or newer, head_dim a multiple of 8 up to 256.
+bool flash_attention_supported(at::Device device, int64_t head_dim);
+
 class CausalLM {
  public:
   CausalLM(ModelConfig config, std::map<std::string, at::Tensor> parameters,

@@ -17,7 +17,9 @@ struct FusedLinearCrossEntropy : public torch::autograd::Function<FusedLinearCro
     const bool want_hidden = hidden.requires_grad(), want_weight = weight.requires_grad();
     // On the GPU in bf16/fp16, GEMMs take half-precision inputs and write fp32 (cuBLAS accumulates in
     // fp32 either way): fp32 logits without a bf16 rounding, and the lm_head gradient summed in fp32
-    // without an fp32 GEMM, which would run at a fraction of the tensor-core rate.
+    // without an fp32 GEMM, which would run at a fraction of the tensor-core rate. Its inputs (the
+    // softmax gradient, the hidden states) are rounded to bf16, as autocast's lm_head backward in
+    // transformers rounds them too.
     const bool half_on_gpu = hidden.is_cuda() && hidden.scalar_type() != at::kFloat;
     at::Tensor w = weight.to(hidden.scalar_type());
     at::Tensor grad_hidden = want_hidden ? at::empty_like(hidden) : at::Tensor();

@@ -34,7 +34,7 @@ LossSum causal_lm_loss(const at::Tensor& hidden, const at::Tensor& weight, const
 
 // The same sum from only the positions that predict a label (TrainBatch::loss_positions, flat
 // indices into B × T) and their labels: no vocabulary projection for prompt or padding positions, and
-// the count is the number of positions, known on the host.
+// the count is the number of positions, known on the host. Every target must be a label (none -100).
 LossSum causal_lm_loss_at(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& positions,
                           const at::Tensor& targets, int64_t chunk_tokens = 1024);
 

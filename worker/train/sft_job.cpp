@@ -236,7 +236,8 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
   result.train_samples = static_cast<int64_t>(train_examples.size());
   result.eval_samples = static_cast<int64_t>(eval_examples.size());
   // Padding-free micro-batches need variable-length flash attention: CUDA, bf16/fp16 compute.
-  const bool padding_free = config.padding_free && device.is_cuda() && compute != at::kFloat;
+  const bool padding_free = config.padding_free && device.is_cuda() && compute != at::kFloat &&
+                            flash_attention_supported(device, model_config.head_dim);
   BatchingOptions batching{.batch_size = config.per_device_train_batch_size, .packing = config.packing,
                            .padding_free = padding_free,
                            .cutoff_len = config.cutoff_len, .seed = static_cast<uint64_t>(config.seed),
@@ -372,8 +373,8 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
       if (b.tokens.segment_ids.defined()) b.tokens.segment_ids = b.tokens.segment_ids.to(device);
       if (b.tokens.cu_seqlens.defined()) b.tokens.cu_seqlens = b.tokens.cu_seqlens.to(device);
       b.labels = b.labels.to(device);
-      b.loss_positions = b.loss_positions.to(device);
-      b.loss_targets = b.loss_targets.to(device);
+      if (b.loss_positions.defined()) b.loss_positions = b.loss_positions.to(device);
+      if (b.loss_targets.defined()) b.loss_targets = b.loss_targets.to(device);
     }
     return batches;
   };
