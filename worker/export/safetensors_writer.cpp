@@ -50,10 +50,12 @@ void write_all(int fd, const void* data, size_t size, const std::string& path, I
   }
 }
 
-// Streams tensor bytes to the file in chunks through two host buffers: while one chunk is being
-// checksummed and written (and handed to the disk with sync_file_range, so writeback runs all along
-// instead of in one fsync at the end), the next is copied out of the tensor (from the GPU when it is
-// there). Memory stays two chunks, whatever the file's size.
+// Streams the file through two host buffers of a fixed size: while one is being checksummed and
+// written (and handed to the disk with sync_file_range, so writeback runs all along instead of in one
+// fsync at the end), the next is filled from the header and the tensors (copied from the GPU when
+// they are there). Small tensors share a buffer, so every write but the last is a whole buffer: a
+// checkpoint has hundreds of small tensors (norms, biases, their optimizer state), and a write per
+// tensor left the disk waiting between them. Memory stays two buffers, whatever the file's size.
 class ChunkedWriter {
  public:
   static constexpr int64_t kChunk = 64 << 20;
@@ -66,31 +68,48 @@ class ChunkedWriter {
     if (pending_.valid()) pending_.wait();
   }
 
-  void bytes(const void* data, size_t size) {  // small pieces (the header): straight through
-    finish_pending();
-    crc_ = crc32_concat(crc_, crc32_of(data, size), size);
-    write_all(fd_, data, size, path_, fault_);
-    written_ += size;
+  void bytes(const void* data, size_t size) {  // host bytes (the header)
+    const auto* p = static_cast<const uint8_t*>(data);
+    while (size > 0) {
+      const size_t n = std::min(size, static_cast<size_t>(kChunk - filled_));
+      std::memcpy(buffers_[next_].data_ptr<uint8_t>() + filled_, p, n);
+      advance(static_cast<int64_t>(n));
+      p += n, size -= n;
+    }
   }
 
   void tensor(const at::Tensor& t) {
     at::Tensor flat = t.detach().contiguous().view({-1}).view(at::kByte);
-    for (int64_t at = 0; at < flat.numel(); at += kChunk) {
-      const int64_t n = std::min<int64_t>(kChunk, flat.numel() - at);
-      at::Tensor buffer = buffers_[next_];
-      next_ = 1 - next_;
-      buffer.narrow(0, 0, n).copy_(flat.narrow(0, at, n));  // waits for the chunk before last's write
-      finish_pending();
-      pending_ = std::async(std::launch::async, [this, buffer, n] { write_chunk(buffer.data_ptr<uint8_t>(), static_cast<size_t>(n)); });
+    for (int64_t at = 0; at < flat.numel();) {
+      const int64_t n = std::min(kChunk - filled_, flat.numel() - at);
+      buffers_[next_].narrow(0, filled_, n).copy_(flat.narrow(0, at, n));
+      advance(n);
+      at += n;
     }
   }
 
   uint32_t finish() {
+    hand_over();
     finish_pending();
     return crc_;
   }
 
  private:
+  void advance(int64_t n) {
+    filled_ += n;
+    if (filled_ == kChunk) hand_over();
+  }
+  // The filled buffer goes to the writer thread once the other one's write is done; filling goes on
+  // in the other buffer.
+  void hand_over() {
+    if (filled_ == 0) return;
+    finish_pending();
+    at::Tensor buffer = buffers_[next_];
+    const size_t n = static_cast<size_t>(filled_);
+    pending_ = std::async(std::launch::async, [this, buffer, n] { write_chunk(buffer.data_ptr<uint8_t>(), n); });
+    next_ = 1 - next_;
+    filled_ = 0;
+  }
   void write_chunk(const uint8_t* data, size_t n) {
     auto crc = std::async(std::launch::async, [=] { return crc32_of(data, n); });
     write_all(fd_, data, n, path_, fault_);
@@ -107,14 +126,16 @@ class ChunkedWriter {
   InjectedWriteFault* fault_;
   std::array<at::Tensor, 2> buffers_;
   int next_ = 0;
+  int64_t filled_ = 0;  // bytes waiting in buffers_[next_]
   std::future<void> pending_;
   uint32_t crc_ = 0;
   uint64_t written_ = 0;
 };
 }  // namespace
 
-WrittenFile write_safetensors(const std::string& path, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
-                              const std::map<std::string, std::string>& metadata, InjectedWriteFault* fault) {
+WrittenFile write_safetensors_unsynced(const std::string& path,
+                                       const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                                       const std::map<std::string, std::string>& metadata, InjectedWriteFault* fault) {
   nlohmann::ordered_json header;
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t offset = 0;
@@ -139,15 +160,37 @@ WrittenFile write_safetensors(const std::string& path, const std::vector<std::pa
     writer.bytes(text.data(), text.size());
     for (const auto& [name, tensor] : tensors) writer.tensor(tensor);
     crc = writer.finish();
-    if (::fsync(fd) != 0) throw Error(str(tmp, ": fsync failed: ", std::strerror(errno)));
   } catch (...) {
     ::close(fd);
     ::unlink(tmp.c_str());
     throw;
   }
+  if (::close(fd) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    throw Error(str(tmp, ": close failed: ", std::strerror(err)));
+  }
+  return {8 + header_len + offset, crc};
+}
+
+void publish_written_file(const std::string& path) {
+  const std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Error(str(tmp, ": cannot open to fsync: ", std::strerror(errno)));
+  if (::fsync(fd) != 0) {
+    const int err = errno;
+    ::close(fd);
+    throw Error(str(tmp, ": fsync failed: ", std::strerror(err)));
+  }
   ::close(fd);
   if (std::rename(tmp.c_str(), path.c_str()) != 0) throw Error(str(path, ": rename failed: ", std::strerror(errno)));
-  return {8 + header_len + offset, crc};
+}
+
+WrittenFile write_safetensors(const std::string& path, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                              const std::map<std::string, std::string>& metadata, InjectedWriteFault* fault) {
+  WrittenFile written = write_safetensors_unsynced(path, tensors, metadata, fault);
+  publish_written_file(path);
+  return written;
 }
 
 }  // namespace pdsd

@@ -34,4 +34,15 @@ WrittenFile write_safetensors(const std::string& path, const std::vector<std::pa
                               const std::map<std::string, std::string>& metadata = {{"format", "pt"}},
                               InjectedWriteFault* fault = nullptr);
 
+// write_safetensors in two halves, for a writer of several files (a checkpoint's rank): each file is
+// written to "<path>.tmp" without waiting for the disk, then publish_written_file fsyncs and renames
+// every one at the end. An fsync after each file left the disk's queue empty while the next file had
+// not started: two files fsynced one by one wrote at 0.57 GB/s on a disk that takes 0.93 GB/s when
+// both are fsynced at the end (dd, 5.9 GB).
+WrittenFile write_safetensors_unsynced(const std::string& path,
+                                       const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                                       const std::map<std::string, std::string>& metadata = {{"format", "pt"}},
+                                       InjectedWriteFault* fault = nullptr);
+void publish_written_file(const std::string& path);
+
 }  // namespace pdsd
