@@ -135,14 +135,13 @@ std::vector<TrainBatch> BatchPlan::micro_batches(int64_t step) const {
   for (int64_t m = within * ga * world; m < (within + 1) * ga * world; ++m) {
     for (const Row& row : batches.at(m)) rows.push_back(row);
   }
-  auto tokens_of = [&](const Row& row) {
-    int64_t n = 0;
-    for (int64_t i : row) n += static_cast<int64_t>(examples_[i].input_ids.size());
-    return n;
-  };
+  std::vector<int64_t> tokens(rows.size(), 0);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    for (int64_t e : rows[i]) tokens[i] += static_cast<int64_t>(examples_[e].input_ids.size());
+  }
   std::vector<size_t> order(rows.size());
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return tokens_of(rows[a]) > tokens_of(rows[b]); });
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return tokens[a] > tokens[b]; });
   const size_t per_rank = static_cast<size_t>(ga * options_.batch_size);
   std::vector<std::vector<Row>> dealt(static_cast<size_t>(world));
   std::vector<int64_t> load(static_cast<size_t>(world), 0);
@@ -152,7 +151,7 @@ std::vector<TrainBatch> BatchPlan::micro_batches(int64_t step) const {
       if (dealt[r].size() < per_rank && (best == dealt.size() || load[r] < load[best])) best = r;
     }
     dealt[best].push_back(rows[i]);
-    load[best] += tokens_of(rows[i]);
+    load[best] += tokens[i];
   }
   const auto& mine = dealt[static_cast<size_t>(options_.rank)];
   for (int64_t a = 0; a < ga; ++a) {

@@ -41,21 +41,13 @@ struct FusedLinearCrossEntropy : public torch::autograd::Function<FusedLinearCro
       at::Tensor grad = logits.sub_(lse).exp_();
       grad.scatter_add_(1, safe, -at::ones_like(safe, grad.options()));
       if (!all_valid) grad.mul_(valid.unsqueeze(1));
-      if (half_on_gpu) {
-        at::Tensor g = grad.to(w.scalar_type());
-        if (want_hidden) {
-          at::Tensor rows = grad_hidden.narrow(0, start, len);
-          at::mm_out(rows, g, w);
-        }
-        if (want_weight) {
-          at::Tensor part = at::mm(g.t(), h, at::kFloat);
-          grad_weight = grad_weight.defined() ? grad_weight.add_(part) : part;
-        }
-        continue;
+      at::Tensor g = grad.to(w.scalar_type());
+      if (want_hidden) {
+        at::Tensor rows = grad_hidden.narrow(0, start, len);
+        at::mm_out(rows, g, w);
       }
-      if (want_hidden) grad_hidden.narrow(0, start, len).copy_(at::matmul(grad.to(w.scalar_type()), w));
       if (want_weight) {
-        at::Tensor part = at::matmul(grad.t(), h.to(at::kFloat));
+        at::Tensor part = half_on_gpu ? at::mm(g.t(), h, at::kFloat) : at::matmul(grad.t(), h.to(at::kFloat));
         grad_weight = grad_weight.defined() ? grad_weight.add_(part) : part;
       }
     }
