@@ -57,6 +57,7 @@ struct JobConfig {
   bool gradient_checkpointing = true;
   std::string ddp_backend = "auto";  // auto | nccl | gloo
   double ddp_bucket_cap_mb = 25;  // DDP gradient bucket size (transformers' name and default)
+  std::string communication_data_type = "auto";  // auto | fp32 | bf16: precision gradients are reduced in
   int64_t ddp_timeout = 1800;  // seconds a collective may wait before the job stops with an error
   // optimizer
   double learning_rate = 5e-5;

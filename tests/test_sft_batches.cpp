@@ -195,6 +195,40 @@ TEST(SftBatches, RanksShareAStepsSamplesWithBalancedTokens) {
               static_cast<long>(dealt_imbalance), static_cast<long>(round_robin_imbalance));
 }
 
+// A data-parallel step normalises every rank's loss by the step's labelled positions over all ranks.
+// The plan states that total (and the real tokens) on every rank's batches, so no rank has to ask the
+// others: it must equal what the ranks' own batches add up to, padded or packed.
+TEST(SftBatches, EveryRankKnowsTheStepsTotalsOverAllRanks) {
+  std::vector<SftExample> uneven;
+  for (int i = 0; i < 150; ++i) {
+    uneven.push_back(build_sft_example(chat("q" + std::to_string(i), std::string(1 + (i * 5) % 17, 'a')), bytes, {}));
+  }
+  for (bool packing : {false, true}) {
+    const int64_t world = 3;
+    std::vector<BatchPlan> ranks;
+    for (int64_t r = 0; r < world; ++r) {
+      ranks.emplace_back(uneven, BatchingOptions{.batch_size = 2, .packing = packing, .cutoff_len = 40, .seed = 9,
+                                                 .world_size = world, .rank = r, .gradient_accumulation_steps = 2});
+    }
+    ASSERT_GT(ranks[0].steps_per_epoch(), 1);
+    for (int64_t step = 0; step < ranks[0].steps_per_epoch(); ++step) {
+      int64_t positions = 0, real = 0;
+      std::vector<std::vector<TrainBatch>> per_rank;
+      for (const auto& plan : ranks) {
+        per_rank.push_back(plan.micro_batches(step));
+        for (const auto& b : per_rank.back()) positions += b.loss_positions.size(0), real += b.real_tokens;
+      }
+      ASSERT_GT(positions, 0);
+      for (const auto& batches : per_rank) {
+        for (const auto& b : batches) {
+          EXPECT_EQ(b.step_loss_tokens, positions) << (packing ? "packed" : "padded") << ", step " << step;
+          EXPECT_EQ(b.step_real_tokens, real) << (packing ? "packed" : "padded") << ", step " << step;
+        }
+      }
+    }
+  }
+}
+
 TEST(SftBatches, TooFewSamplesForOneStepIsAClearError) {
   BatchingOptions four{.batch_size = 4};
   EXPECT_THROW(BatchPlan(samples(3), four), InputError);

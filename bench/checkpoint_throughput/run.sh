@@ -17,9 +17,27 @@ job=(configs/sft.yaml "model_name_or_path=$out/qwen2.5-7b-shape" "dataset_dir=$d
      cutoff_len=512 per_device_train_batch_size=1 gradient_accumulation_steps=1 bf16=true zero_stage=3 val_size=0
      logging_steps=1 save_steps=1 save_total_limit=1 "output_dir=$out/run")
 launch=("$repo/build-gpu/bin/pdsd-launch" --nproc 2 --standalone)
-"${launch[@]}" "${job[@]}" max_steps=1 overwrite_output_dir=true > "$out/save.log" 2>&1 || { tail -20 "$out/save.log"; exit 1; }
-"${launch[@]}" "${job[@]}" max_steps=2 save_steps=1000 resume_from_checkpoint=auto overwrite_output_dir=false \
-  > "$out/load.log" 2>&1 || { tail -20 "$out/load.log"; exit 1; }
+# A job runs until its log shows what is measured here, then its process group is killed: the final
+# export of a 7B model (minutes, 15 GB of disk) is no part of the figure. Every wait has a limit.
+until_logged() {  # log pattern count limit_s job-args...
+  local log=$1 pattern=$2 count=$3 limit=$4; shift 4
+  setsid "${launch[@]}" "$@" > "$log" 2>&1 &
+  local pid=$! waited=0
+  while [ "$(grep -cE "$pattern" "$log" || true)" -lt "$count" ]; do
+    if ! kill -0 $pid 2>/dev/null; then wait $pid || true; echo "job ended before logging '$pattern':"; tail -20 "$log"; return 1; fi
+    [ $waited -ge "$limit" ] && { kill -9 -- -$pid; echo "no '$pattern' in $log within ${limit}s"; tail -20 "$log"; return 1; }
+    sleep 1; waited=$((waited + 1))
+  done
+  kill -9 -- -$pid 2>/dev/null || true; wait $pid 2>/dev/null || true
+}
+# STAGE=save or STAGE=load runs one half (two device calls); unset runs both.
+if [ "${STAGE:-save}" = save ]; then
+  rm -rf "$out/run"
+  until_logged "$out/save.log" "saved .*checkpoint-1: " 1 540 "${job[@]}" max_steps=2 overwrite_output_dir=true
+fi
+[ "${STAGE:-load}" = save ] && exit 0
+until_logged "$out/load.log" "loaded .* GB of state" 2 540 "${job[@]}" max_steps=3 save_steps=1000 \
+  resume_from_checkpoint="$out/run/checkpoint-1" overwrite_output_dir=false
 ckpt=$out/run/checkpoint-1
 sizes=()
 for r in 0 1; do sizes+=("$(du -cb "$ckpt"/*rank"$r"* "$ckpt"/*_"$r".* 2>/dev/null | tail -1 | cut -f1)"); done
@@ -46,7 +64,7 @@ print(f"\ncheckpoint of a 7B-shaped model, full SFT, ZeRO-3 on 2 GPUs ({save_gb:
 print(f"{'':10} {'pdsd GB/s':>10} {'plain GB/s':>11} {'ratio':>7}")
 print(f"{'save':10} {save_gb / save_s:10.2f} {w:11.2f} {100 * save_gb / save_s / w:6.0f}%")
 print(f"{'load':10} {load_gb / load_s:10.2f} {r:11.2f} {100 * load_gb / load_s / r:6.0f}%")
-v = re.search(r"validated \S+ \(sizes and CRC-32 of every file\) in ([\d.e+]+) s", load_log)
+v = re.search(r"validated \S+ \(sizes and CRC-32 of every file, \d+ rank\(s\) in parallel\) in ([\d.e+]+) s", load_log)
 if v:
     print(f"{'validate':10} {save_gb / float(v.group(1)):10.2f} {r:11.2f} {100 * save_gb / float(v.group(1)) / r:6.0f}%"
           "   (rank 0 reads every file once before a resume)")

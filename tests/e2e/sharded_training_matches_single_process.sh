@@ -31,6 +31,10 @@ for method in sft lora; do
   run $method 2 2 buckets ddp_bucket_cap_mb=0.05
   run $method 4 1 buckets ddp_bucket_cap_mb=0.05
 done
+# Gradients reduced in bf16 (communication_data_type; the default over NCCL for bf16 weights): close
+# to one process within bf16 rounding.
+run sft 2 2 bf16comm communication_data_type=bf16
+run sft 2 3 bf16comm communication_data_type=bf16
 "$python" - "$out" <<'PY'
 import json, sys
 from safetensors.torch import load_file
@@ -67,4 +71,12 @@ for method, weights in (("sft", "model.safetensors"), ("lora", "adapter_model.sa
         if stage == 3:
             assert abs(params - params1 / world) <= 64 * world * 40, \
                 f"{run}: weights per rank {params} are not 1/{world} of {params1}"
+one = [json.loads(l) for l in open(f"{out}/sft-1-z0/trainer_log.jsonl")]
+for stage in (2, 3):
+    run = f"sft-2-z{stage}-bf16comm"
+    other = [json.loads(l) for l in open(f"{out}/{run}/trainer_log.jsonl")]
+    worst = max(abs(a["loss"] - b["loss"]) / a["loss"] for a, b in zip(one, other))
+    print(f"sft  world 2 zero_stage {stage}, gradients reduced in bf16: max relative loss difference {worst:.1e}")
+    assert len(other) == 20 and worst < 2e-2, f"{run}: bf16 reduction strays from one process"
+    assert "gradients reduced in bf16" in open(f"{out}/{run}.txt").read(), f"{run}: the job did not reduce in bf16"
 PY

@@ -9,6 +9,19 @@
 
 namespace pdsd {
 
+namespace {
+
+// Positions of a sample that predict a label once it is laid in a row: token t's label (t >= 1) is
+// predicted from position t - 1; the first token's never is (in a packed row that would be a
+// prediction across samples), as tensors() lays them out.
+int64_t labelled_positions(const SftExample& e) {
+  int64_t n = 0;
+  for (size_t t = 1; t < e.labels.size(); ++t) n += e.labels[t] != kIgnoreIndex ? 1 : 0;
+  return n;
+}
+
+}  // namespace
+
 BatchPlan::BatchPlan(std::vector<SftExample> examples, BatchingOptions options)
     : examples_(std::move(examples)), options_(options) {
   PDSD_CHECK(!examples_.empty(), "no training samples left after loading and filtering the datasets");
@@ -153,10 +166,18 @@ std::vector<TrainBatch> BatchPlan::micro_batches(int64_t step) const {
     dealt[best].push_back(rows[i]);
     load[best] += tokens[i];
   }
+  // Every rank deals every rank's rows, so each knows the step's totals without asking the others.
+  int64_t step_loss_tokens = 0;
+  for (const Row& row : rows) {
+    for (int64_t e : row) step_loss_tokens += labelled_positions(examples_[e]);
+  }
+  const int64_t step_real_tokens = std::accumulate(tokens.begin(), tokens.end(), int64_t{0});
   const auto& mine = dealt[static_cast<size_t>(options_.rank)];
   for (int64_t a = 0; a < ga; ++a) {
     auto first = mine.begin() + a * options_.batch_size;
     out.push_back(tensors(std::vector<Row>(first, first + options_.batch_size)));
+    out.back().step_loss_tokens = step_loss_tokens;
+    out.back().step_real_tokens = step_real_tokens;
   }
   return out;
 }

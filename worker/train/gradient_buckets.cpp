@@ -40,7 +40,14 @@ GradientBuckets::GradientBuckets(const std::vector<TrainableParameter>& params, 
     buckets_.back().numel += n;
     bucket_of_[k] = buckets_.size() - 1;
   }
-  for (auto& b : buckets_) b.padded = (b.numel + pad_multiple - 1) / pad_multiple * pad_multiple;
+  for (auto& b : buckets_) {
+    b.padded = (b.numel + pad_multiple - 1) / pad_multiple * pad_multiple;
+    b.dtype = params_[b.params.front()].tensor.scalar_type();
+    for (size_t k : b.params) {
+      if (params_[k].tensor.scalar_type() != b.dtype) b.dtype = at::kFloat;
+    }
+    if (handlers_.reduce_dtype) b.dtype = *handlers_.reduce_dtype;
+  }
   in_flight_.resize(buckets_.size());
   for (size_t k = 0; k < params_.size(); ++k) {
     torch::autograd::impl::set_post_acc_grad_hooks(params_[k].tensor,
@@ -81,16 +88,20 @@ void GradientBuckets::issue_ready_buckets() {
 void GradientBuckets::issue(size_t b) {
   at::NoGradGuard no_grad;
   const Bucket& bucket = buckets_[b];
-  at::Tensor flat = at::empty({bucket.padded}, params_[bucket.params.front()].tensor.options().dtype(at::kFloat));
-  int64_t offset = 0;
+  const auto options = params_[bucket.params.front()].tensor.options().dtype(bucket.dtype);
+  // One concatenation (one kernel on GPU) rather than a copy per parameter.
+  std::vector<at::Tensor> parts;
+  parts.reserve(bucket.params.size() + 1);
   for (size_t k : bucket.params) {
     at::Tensor& t = params_[k].tensor;
-    at::Tensor part = flat.narrow(0, offset, t.numel());
-    t.grad().defined() ? part.copy_(t.grad().reshape({-1})) : part.zero_();
-    if (handlers_.free_gradients_on_issue) t.mutable_grad() = at::Tensor();
-    offset += t.numel();
+    parts.push_back(t.grad().defined() ? t.grad().reshape({-1}).to(bucket.dtype) : at::zeros({t.numel()}, options));
   }
-  if (bucket.padded > offset) flat.narrow(0, offset, bucket.padded - offset).zero_();
+  if (bucket.padded > bucket.numel) parts.push_back(at::zeros({bucket.padded - bucket.numel}, options));
+  at::Tensor flat = at::cat(parts);
+  parts.clear();
+  if (handlers_.free_gradients_on_issue) {
+    for (size_t k : bucket.params) params_[k].tensor.mutable_grad() = at::Tensor();
+  }
   in_flight_[b].flat = flat;
   in_flight_[b].pending = handlers_.issue(b, flat);
 }

@@ -2,7 +2,7 @@
 // grouped into buckets of about `bucket_cap_mb` of fp32 (transformers' ddp_bucket_cap_mb, 25 by
 // default), in reverse order, which is roughly the order backward produces their gradients. While a
 // backward runs armed, each parameter's post-accumulate-grad hook counts it in; as soon as a bucket is
-// complete its gradients are copied into one flat fp32 buffer (zeros for a parameter with no gradient,
+// complete its gradients are concatenated into one flat buffer (zeros for a parameter with no gradient,
 // zero padding up to a multiple of `pad_multiple`) and handed to `issue`, which starts the bucket's
 // collective without waiting (DDP: all-reduce; ZeRO: reduce-scatter into this rank's shard). With
 // NCCL the reduction of the last layers thus runs while backward computes the first ones. finish()
@@ -19,6 +19,7 @@
 #include <ATen/ATen.h>
 
 #include <functional>
+#include <optional>
 #include <vector>
 
 #include "worker/dist/collectives.h"
@@ -29,18 +30,23 @@ namespace pdsd {
 class GradientBuckets {
  public:
   struct Handlers {
-    // Starts bucket `b`'s collective on `flat` (fp32, padded). The handle keeps what it needs alive.
+    // Starts bucket `b`'s collective on `flat` (padded). The handle keeps what it needs alive.
     std::function<dist::PendingCollective(size_t b, const at::Tensor& flat)> issue;
     // Once that collective is done: uses its result.
     std::function<void(size_t b, const at::Tensor& flat)> complete;
     // Drop each parameter's .grad as soon as its bucket is copied out (ZeRO-2: full gradients never
     // pile up); DDP keeps them and writes the sums back.
     bool free_gradients_on_issue = false;
+    // The flat buffer's precision (job key communication_data_type). Unset: the gradients' own, the
+    // bucket's weights' precision (bf16 replicas: half the bytes on the wire, no conversion); fp32
+    // where a bucket mixes precisions.
+    std::optional<at::ScalarType> reduce_dtype;
   };
   struct Bucket {
     std::vector<size_t> params;  // indices into the parameter list, in bucket (reverse) order
     int64_t numel = 0;           // without padding
     int64_t padded = 0;          // numel rounded up to a multiple of pad_multiple
+    at::ScalarType dtype = at::kFloat;  // what it is reduced in
   };
 
   GradientBuckets(const std::vector<TrainableParameter>& params, double bucket_cap_mb, int64_t pad_multiple,

@@ -301,11 +301,24 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
     };
     comm.all_reduce_sum = [](const at::Tensor&) {};
   }
+  // The precision gradients are reduced in (communication_data_type). auto: the gradients' own over
+  // NCCL (bf16 whole weights under ZeRO-2, ZeRO-3's bf16 layers: half the bytes); over Gloo, fp32
+  // (the CPU gains nothing from bf16, and Gloo sums in the buffer's precision).
+  std::optional<at::ScalarType> reduce_dtype;
+  if (config.communication_data_type == "fp32") reduce_dtype = at::kFloat;
+  if (config.communication_data_type == "bf16") reduce_dtype = at::kBFloat16;
+  if (config.communication_data_type == "auto" && collectives != nullptr && !collectives->reduces_on_gpu()) {
+    reduce_dtype = at::kFloat;
+  }
+  if (lead && collectives != nullptr && env.world_size > 1) {
+    log::info("communication_data_type ", config.communication_data_type, ": gradients reduced in ",
+              !reduce_dtype ? "the precision they are computed in" : *reduce_dtype == at::kFloat ? "fp32" : "bf16");
+  }
   std::unique_ptr<Zero3Parameters> zero3_params;
   if (zero3) {
     zero3_params = std::make_unique<Zero3Parameters>(
         model, weights.tensors, [&](const std::string& n) { return base_weight_trains(config, model_config, n); }, decays,
-        comm, Zero3Options{.compute_dtype = compute, .device = device, .adam = options.adam});
+        comm, Zero3Options{.compute_dtype = compute, .device = device, .adam = options.adam, .reduce_dtype = reduce_dtype});
     model.set_layer_runner(zero3_params->layer_runner());
     options.before_forward = [&zero3_params] { zero3_params->gather_outer(); };
     options.after_forward = [&zero3_params] { zero3_params->release_outer(); };
@@ -324,6 +337,7 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
     // DDP: gradients all-reduced bucket by bucket while the step's last backward runs (NCCL overlaps
     // them; Gloo reduces each bucket as it completes), then the sums written back into .grad.
     GradientBuckets::Handlers handlers;
+    handlers.reduce_dtype = reduce_dtype;
     handlers.issue = [collectives](size_t, const at::Tensor& flat) { return collectives->all_reduce_async(flat); };
     handlers.complete = [&trainable, &buckets](size_t b, const at::Tensor& flat) {
       int64_t offset = 0;
@@ -352,6 +366,7 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
         trainable,
         ShardedAdamWOptions{.adam = options.adam, .stage = std::min<int>(config.zero_stage, 2),
                             .bucket_cap_mb = config.ddp_bucket_cap_mb,
+                            .reduce_dtype = reduce_dtype,
                             .full_precision_source = [&weights](const std::string& name) { return weights.tensors.at(name); }},
         comm);
     if (lead && low_precision_replicas) {
@@ -366,15 +381,19 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
   }
   // The fp32 weights then exist only as each rank's master shard (checkpoints, resume, export).
   const bool masters_only_in_shards = sharded && low_precision_replicas;
+  // A copy from pageable host memory makes the host wait until the GPU has drained everything queued
+  // before it; from pinned memory it is queued like a kernel (the pinned block is not reused before
+  // the copy has run: libtorch's host allocator records the copy's event).
+  auto upload = [&](at::Tensor& t) {
+    if (!t.defined() || device.is_cpu()) return;
+    t = t.pin_memory().to(device, /*non_blocking=*/true);
+  };
   auto on_device = [&](std::vector<TrainBatch> batches) {
     for (auto& b : batches) {
-      b.tokens.input_ids = b.tokens.input_ids.to(device);
-      b.tokens.position_ids = b.tokens.position_ids.to(device);
-      if (b.tokens.segment_ids.defined()) b.tokens.segment_ids = b.tokens.segment_ids.to(device);
-      if (b.tokens.cu_seqlens.defined()) b.tokens.cu_seqlens = b.tokens.cu_seqlens.to(device);
-      b.labels = b.labels.to(device);
-      if (b.loss_positions.defined()) b.loss_positions = b.loss_positions.to(device);
-      if (b.loss_targets.defined()) b.loss_targets = b.loss_targets.to(device);
+      for (at::Tensor* t : {&b.tokens.input_ids, &b.tokens.position_ids, &b.tokens.segment_ids, &b.tokens.cu_seqlens,
+                            &b.labels, &b.loss_positions, &b.loss_targets}) {
+        upload(*t);
+      }
     }
     return batches;
   };

@@ -26,6 +26,7 @@ ShardedAdamW::ShardedAdamW(const std::vector<TrainableParameter>& params, Sharde
   }
   GradientBuckets::Handlers handlers;
   handlers.free_gradients_on_issue = true;
+  handlers.reduce_dtype = options_.reduce_dtype;
   handlers.issue = [this](size_t b, const at::Tensor& flat) {
     reduced_[b] = at::empty({chunk_[b]}, flat.options());
     return comm_.reduce_scatter_async(reduced_[b], flat);

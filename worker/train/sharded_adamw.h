@@ -2,8 +2,8 @@
 // 1/N of the trainable parameters only, and never a reduced full gradient.
 //
 // Gradients are reduced during backward, bucket by bucket (gradient_buckets.h): each bucket's flat
-// fp32 gradient, padded to a multiple of N, is reduce-scattered, and rank r keeps chunk r of every
-// bucket, summed into its fp32 gradient shard. ZeRO-1 reduces once per optimizer step (the step's last
+// gradient, padded to a multiple of N, is reduce-scattered (in the gradients' precision unless the
+// job says fp32), and rank r keeps chunk r of every bucket, summed into its fp32 gradient shard. ZeRO-1 reduces once per optimizer step (the step's last
 // micro-batch; earlier ones accumulate into .grad, with no communication); ZeRO-2 reduces every
 // micro-batch and drops each .grad as soon as its bucket is copied out, so full gradients never pile
 // up across micro-batches. The step: clip by the global norm (an all-reduce of the shards' squared
@@ -53,6 +53,9 @@ struct ShardedAdamWOptions {
   AdamWOptions adam;
   int stage = 2;               // 1: reduce at the step's last micro-batch; 2: at every micro-batch
   double bucket_cap_mb = 25;   // job key ddp_bucket_cap_mb
+  // Precision of the gradient reduce-scatter (job key communication_data_type); unset: the
+  // gradients' own. The reduced chunks are summed into the fp32 gradient shard either way.
+  std::optional<at::ScalarType> reduce_dtype;
   // For parameters kept in a lower precision than fp32: their full-precision starting value by name
   // (the memory-mapped checkpoint tensor), where the fp32 master starts from. Unset: the parameter.
   std::function<at::Tensor(const std::string& name)> full_precision_source;

@@ -79,6 +79,8 @@ StepRecord Trainer::step(const std::vector<TrainBatch>& micro_batches) {
   // One read-back for the whole step, before any forward: the micro-batches then run without the
   // host waiting for the GPU until the step's loss is read after the last backward.
   // Batches that list their loss positions (BatchPlan's do) need no read-back at all.
+  // Data parallelism: the global count over all ranks normalises every rank's loss; the batch plan
+  // supplies it, or the ranks sum theirs.
   int64_t real_tokens = 0, step_tokens = 0;
   std::vector<at::Tensor> counts_per_batch;
   for (const auto& b : micro_batches) {
@@ -87,7 +89,15 @@ StepRecord Trainer::step(const std::vector<TrainBatch>& micro_batches) {
     else counts_per_batch.push_back(predicted_tokens(b.labels));
   }
   if (!counts_per_batch.empty()) step_tokens += at::stack(counts_per_batch).sum().item<int64_t>();
-  if (options_.all_reduce_sum) {  // the global count over all ranks normalises every rank's loss
+  const TrainBatch& first = micro_batches.front();
+  const bool totals_known = first.step_loss_tokens >= 0 && first.step_real_tokens >= 0;
+  if (totals_known) {
+    PDSD_CHECK(first.step_loss_tokens >= step_tokens && first.step_real_tokens >= real_tokens,
+               "optimizer step ", steps_done_ + 1, ": the batch plan's step totals (", first.step_loss_tokens,
+               " labelled positions) are below this rank's own (", step_tokens, ")");
+    step_tokens = first.step_loss_tokens;
+    real_tokens = first.step_real_tokens;
+  } else if (options_.all_reduce_sum) {
     at::Tensor counts = at::tensor({static_cast<double>(step_tokens), static_cast<double>(real_tokens)}, at::kDouble);
     options_.all_reduce_sum(counts);
     step_tokens = static_cast<int64_t>(counts[0].item<double>());

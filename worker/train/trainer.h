@@ -33,6 +33,11 @@ struct TrainBatch {
   at::Tensor loss_positions;  // [P] int64
   at::Tensor loss_targets;    // [P] int64
   int64_t real_tokens = 0;  // non-padding input tokens, for throughput
+  // The optimizer step's totals over every rank, when the batch plan knows them (it deals every
+  // rank's rows, so it does): labelled positions, which normalise the loss, and real tokens. With
+  // them a data-parallel step needs no all-reduce of counts before its first forward. -1: unknown.
+  int64_t step_loss_tokens = -1;
+  int64_t step_real_tokens = -1;
 };
 
 struct TrainableParameter {

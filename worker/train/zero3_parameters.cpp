@@ -140,18 +140,33 @@ void Zero3Parameters::release(Unit& unit) {
 void Zero3Parameters::reduce_gradients(Unit& unit) {
   at::NoGradGuard no_grad;
   const FlatShardLayout& layout = *unit.layout;
-  const auto fp32 = unit.grad.options();
+  at::ScalarType dtype = options_.reduce_dtype.value_or(unit.leaves.front().scalar_type());
+  const auto options = unit.grad.options().dtype(dtype);
   std::vector<at::Tensor> parts;
   for (const auto& leaf : unit.leaves) {
-    parts.push_back(leaf.grad().defined() ? leaf.grad().reshape({-1}).to(at::kFloat) : at::zeros({leaf.numel()}, fp32));
+    parts.push_back(leaf.grad().defined() ? leaf.grad().reshape({-1}).to(dtype) : at::zeros({leaf.numel()}, options));
   }
-  if (layout.padded > layout.total) parts.push_back(at::zeros({layout.padded - layout.total}, fp32));
-  at::Tensor flat = at::cat(parts);
+  if (layout.padded > layout.total) parts.push_back(at::zeros({layout.padded - layout.total}, options));
+  Reduction r{&unit, at::cat(parts), at::empty({layout.shard}, options), {}};
   parts.clear();
   for (auto& leaf : unit.leaves) leaf.mutable_grad() = at::Tensor();
-  at::Tensor reduced = at::empty({layout.shard}, fp32);
-  comm_.reduce_scatter_sum(reduced, flat);
-  unit.grad.add_(reduced);
+  if (comm_.reduce_scatter_async) {
+    r.pending = comm_.reduce_scatter_async(r.reduced, r.flat);
+  } else {
+    comm_.reduce_scatter_sum(r.reduced, r.flat);
+  }
+  reducing_.push_back(std::move(r));
+  complete_reductions(/*keep=*/2);
+}
+
+void Zero3Parameters::complete_reductions(size_t keep) {
+  at::NoGradGuard no_grad;
+  while (reducing_.size() > keep) {
+    Reduction& r = reducing_.front();
+    r.pending.wait();
+    r.unit->grad.add_(r.reduced);
+    reducing_.pop_front();
+  }
 }
 
 // A layer's run (forward, or its recomputation in backward): gather it, and start gathering the one
@@ -190,12 +205,15 @@ void Zero3Parameters::release_outer() {
   if (!outer.gathered) return;
   const bool has_grads = std::any_of(outer.leaves.begin(), outer.leaves.end(),
                                      [](const at::Tensor& l) { return l.requires_grad() && l.grad().defined(); });
+  complete_reductions(0);  // the layers' gradients, before the outer unit's
   if (outer.trains && has_grads) reduce_gradients(outer);
+  complete_reductions(0);
   release(outer);
 }
 
 double Zero3Parameters::step(double lr, double max_grad_norm) {
   at::NoGradGuard no_grad;
+  complete_reductions(0);
   at::Tensor sq = at::zeros({1}, at::TensorOptions().dtype(at::kDouble).device(options_.device));
   for (auto& u : units_) {
     if (u->trains) sq += u->grad.norm().to(at::kDouble).square();  // no float64 copy of the shard

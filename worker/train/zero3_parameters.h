@@ -7,8 +7,10 @@
 // being gathered meanwhile (prefetch) — and freed right after; in
 // backward it is gathered again and the layer recomputed — ZeRO-3 implies activation checkpointing
 // here, one extra forward per layer, the price DeepSpeed users pay with gradient checkpointing on
-// anyway — and its gradients are reduce-scattered straight into this rank's fp32 gradient shard, so
-// full gradients never pile up either. The outer unit is gathered for the whole step (the embedding
+// anyway — and its gradients are reduce-scattered into this rank's fp32 gradient shard, so full
+// gradients never pile up either. That reduce-scatter runs while backward goes on to the layers
+// below: at most two layers' flat gradients are in flight, and all are summed in before the outer
+// unit's gradients are reduced at the end of the step. The outer unit is gathered for the whole step (the embedding
 // and the tied lm_head are used at both ends of the model) and freed after backward.
 // The optimizer step touches only shards: clip by the global norm (an all-reduce of squared norms),
 // fused AdamW on the fp32 master shard, cast into the compute shard. No all-gather after the step.
@@ -23,9 +25,11 @@
 
 #include <ATen/ATen.h>
 
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,6 +44,9 @@ struct Zero3Options {
   at::ScalarType compute_dtype = at::kFloat;
   at::Device device = at::kCPU;
   AdamWOptions adam;
+  // Precision of the gradient reduce-scatter (job key communication_data_type); unset: the
+  // gradients' own (a layer's are in the compute dtype, the outer unit's in fp32).
+  std::optional<at::ScalarType> reduce_dtype;
 };
 
 class Zero3Parameters final : public LayerWeights {
@@ -90,11 +97,20 @@ class Zero3Parameters final : public LayerWeights {
   void prefetch_layer(int64_t layer);
   void release(Unit& unit);
   void reduce_gradients(Unit& unit);
+  // Sums finished reduce-scatters into their units' gradient shards, oldest first, until at most
+  // `keep` are still in flight.
+  void complete_reductions(size_t keep);
 
   CausalLM& model_;
   ShardComm comm_;
   Zero3Options options_;
   std::vector<std::unique_ptr<Unit>> units_;  // [0] outer, [1 + i] layer i
+  struct Reduction {
+    Unit* unit;
+    at::Tensor flat, reduced;
+    dist::PendingCollective pending;
+  };
+  std::deque<Reduction> reducing_;
 };
 
 }  // namespace pdsd

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Where data parallelism loses time: one row of the sharded benchmark (0.5B-shaped, bs4 ga4) run on 1
+# GPU and on 2, with PDSD_PROFILE recording steps 6..7 on every rank, then a summary of each rank's
+# trace (bench/lib/trace_summary.py): compute-stream busy and idle time, idle time spent waiting on
+# NCCL or on host synchronisation, and the longest gaps. Extra key=value arguments go to every run
+# (e.g. communication_data_type=fp32), so two calls compare a setting; WORLDS="2" skips the 1-GPU run
+# and TAG names the runs apart.
+# Usage (GPU machine, after bench/sharded_throughput/run.sh made OUT's model and data):
+#   bench/sharded_throughput/profile.sh OUT STAGE METHOD [key=value ...]
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+out=$1 stage=${2:-2} method=${3:-full}
+shift 3 || shift $#
+data=$out/data
+[ -d "$out/qwen2.5-0.5b-shape" ] || python3 "$repo/bench/sft_throughput/make_model_and_data.py" "$out" 2000 > "$out/make.log" 2>&1
+extra=(finetuning_type=$method "$@")
+[ "$method" = lora ] && extra+=(lora_target=q_proj,v_proj lora_rank=8 lora_alpha=16)
+export NCCL_NVLS_ENABLE=0 PDSD_PROFILE=6:2
+for world in ${WORLDS:-1 2}; do
+  name=profile-z$stage-$method-$world${TAG:+-$TAG}
+  "$repo/build-gpu/bin/pdsd-launch" --nproc $world --standalone configs/sft.yaml "model_name_or_path=$out/qwen2.5-0.5b-shape" \
+    "dataset_dir=$data" dataset=synthetic_sft template=qwen cutoff_len=1024 per_device_train_batch_size=4 \
+    gradient_accumulation_steps=4 bf16=true gradient_checkpointing=false max_steps=8 logging_steps=1 val_size=0 \
+    save_steps=100000 zero_stage="$stage" "output_dir=$out/$name" overwrite_output_dir=true "${extra[@]}" \
+    > "$out/$name.log" 2>&1 || { tail -20 "$out/$name.log"; exit 1; }
+  echo "== $name: tokens/s per GPU at steps 4..8:" "$(python3 -c '
+import json, sys
+r = [json.loads(l) for l in open(sys.argv[1])][3:]
+print(round(sum(x["tokens"] for x in r) / sum(x["tokens"] / x["tokens_per_s"] for x in r) / int(sys.argv[2])))
+' "$out/$name/trainer_log.jsonl" $world)"
+  for r in $(seq 0 $((world - 1))); do python3 "$repo/bench/lib/trace_summary.py" "$out/$name/profile-rank$r.json"; done
+done
