@@ -20,12 +20,14 @@ for world in ${WORLDS:-1 2}; do
   name=profile-z$stage-$method-$world${TAG:+-$TAG}
   "$repo/build-gpu/bin/pdsd-launch" --nproc $world --standalone configs/sft.yaml "model_name_or_path=$out/qwen2.5-0.5b-shape" \
     "dataset_dir=$data" dataset=synthetic_sft template=qwen cutoff_len=1024 per_device_train_batch_size=4 \
-    gradient_accumulation_steps=4 bf16=true gradient_checkpointing=false max_steps=8 logging_steps=1 val_size=0 \
+    gradient_accumulation_steps=4 bf16=true gradient_checkpointing=false max_steps=9 logging_steps=1 val_size=0 \
     save_steps=100000 zero_stage="$stage" "output_dir=$out/$name" overwrite_output_dir=true "${extra[@]}" \
     > "$out/$name.log" 2>&1 || { tail -20 "$out/$name.log"; exit 1; }
-  echo "== $name: tokens/s per GPU at steps 4..8:" "$(python3 -c '
+  echo "== $name: tokens/s per GPU at steps 4, 5, 8, 9 (not the profiled ones), loss at step 9:" "$(python3 -c '
 import json, sys
-r = [json.loads(l) for l in open(sys.argv[1])][3:]
+all = [json.loads(l) for l in open(sys.argv[1])]
+r = [x for x in all if x["step"] in (4, 5, 8, 9)]
+print(all[-1]["loss"], end=" ")
 print(round(sum(x["tokens"] for x in r) / sum(x["tokens"] / x["tokens_per_s"] for x in r) / int(sys.argv[2])))
 ' "$out/$name/trainer_log.jsonl" $world)"
   for r in $(seq 0 $((world - 1))); do python3 "$repo/bench/lib/trace_summary.py" "$out/$name/profile-rank$r.json"; done
