@@ -57,6 +57,20 @@ class CheckpointManifest : public ::testing::Test {
   fs::path dir_;
 };
 
+// A large file is checksummed as parallel ranges whose CRCs are combined: the same digest as one pass,
+// whatever the number of ranges (and an odd size leaves the last range longer).
+TEST_F(CheckpointManifest, ParallelRangesGiveTheWholeFilesCrc) {
+  std::string bytes((5 << 20) + 12345, '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>((i * 40503u) >> 7);
+  pdsd::write_file_durably((dir_ / "odd.bin").string(), bytes);
+  const uint32_t whole = pdsd::crc32_of(bytes.data(), bytes.size());
+  for (uint64_t min_range : {uint64_t{1} << 30, uint64_t{2} << 20, uint64_t{1} << 20, uint64_t{4096}}) {
+    pdsd::FileDigest d = pdsd::digest_file(dir_.string(), "odd.bin", min_range);
+    EXPECT_EQ(d.bytes, bytes.size());
+    EXPECT_EQ(d.crc32, whole) << "ranges of at least " << min_range << " bytes";
+  }
+}
+
 TEST_F(CheckpointManifest, IntactFilesValidateInEveryShare) {
   for (int parts : {1, 2, 3, 8}) {
     for (const auto& why : verdicts(parts)) EXPECT_EQ(why, "") << parts << " parts";

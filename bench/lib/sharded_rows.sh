@@ -43,8 +43,12 @@ row() {  # model nodes nproc stage method [key=value ...]
   [ -n "${rows:-}" ] && [ -f "$rows" ] && grep -q "\"row\": \"$name\"" "$rows" && return 0
   local extra=(finetuning_type=$method "$@")
   [ "$method" = lora ] && extra+=(lora_target=q_proj,v_proj lora_rank=8 lora_alpha=16)
+  # The same job on any number of GPUs: 8 micro-batches of 4 samples per optimizer step in all
+  # (gradient_accumulation_steps 8 / world), so every row trains on the very same samples, step by
+  # step, and scaling compares like with like (lengths vary a lot from sample to sample).
+  local ga=$(( world >= 8 ? 1 : 8 / world ))
   local job=(configs/sft.yaml "model_name_or_path=$out/$model" "dataset_dir=$data" dataset=synthetic_sft template=qwen
-             cutoff_len=1024 per_device_train_batch_size=4 gradient_accumulation_steps=4 bf16=true
+             cutoff_len=1024 per_device_train_batch_size=4 gradient_accumulation_steps=$ga bf16=true
              gradient_checkpointing=false "max_steps=$steps" logging_steps=1 learning_rate=1e-5 val_size=0
              save_steps=100000 zero_stage="$stage" "output_dir=$out/$name" overwrite_output_dir=true "${extra[@]}")
   local mib

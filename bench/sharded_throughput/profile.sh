@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Where data parallelism loses time: one row of the sharded benchmark (0.5B-shaped, bs4 ga4) run on 1
-# GPU and on 2, with PDSD_PROFILE recording steps 6..7 on every rank, then a summary of each rank's
+# Where data parallelism loses time: one row of the sharded benchmark (0.5B-shaped, bs4, 8 micro-batches
+# per step in all, as the rows) run on 1 GPU and on 2, with PDSD_PROFILE recording steps 6..7 on every rank, then a summary of each rank's
 # trace (bench/lib/trace_summary.py): compute-stream busy and idle time, idle time spent waiting on
 # NCCL or on host synchronisation, and the longest gaps. Extra key=value arguments go to every run
 # (e.g. communication_data_type=fp32), so two calls compare a setting; WORLDS="2" skips the 1-GPU run
@@ -20,7 +20,7 @@ for world in ${WORLDS:-1 2}; do
   name=profile-z$stage-$method-$world${TAG:+-$TAG}
   "$repo/build-gpu/bin/pdsd-launch" --nproc $world --standalone configs/sft.yaml "model_name_or_path=$out/qwen2.5-0.5b-shape" \
     "dataset_dir=$data" dataset=synthetic_sft template=qwen cutoff_len=1024 per_device_train_batch_size=4 \
-    gradient_accumulation_steps=4 bf16=true gradient_checkpointing=false max_steps=9 logging_steps=1 val_size=0 \
+    gradient_accumulation_steps=$((8 / world)) bf16=true gradient_checkpointing=false max_steps=9 logging_steps=1 val_size=0 \
     save_steps=100000 zero_stage="$stage" "output_dir=$out/$name" overwrite_output_dir=true "${extra[@]}" \
     > "$out/$name.log" 2>&1 || { tail -20 "$out/$name.log"; exit 1; }
   echo "== $name: tokens/s per GPU at steps 4, 5, 8, 9 (not the profiled ones), loss at step 9:" "$(python3 -c '

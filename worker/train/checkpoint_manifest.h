@@ -40,8 +40,9 @@ struct FileDigest {
   uint32_t crc32 = 0;
 };
 
-// Reads the whole file; throws Error naming it when it cannot be read.
-FileDigest digest_file(const std::string& dir, const std::string& name);
+// Reads the whole file; throws Error naming it when it cannot be read. A file of at least twice
+// `min_range_bytes` is read as up to 8 ranges in parallel.
+FileDigest digest_file(const std::string& dir, const std::string& name, uint64_t min_range_bytes = uint64_t{128} << 20);
 
 // Writes `text` to `path` and fsyncs it; throws Error naming the file (ENOSPC included).
 void write_file_durably(const std::string& path, const std::string& text);

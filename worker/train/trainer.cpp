@@ -118,14 +118,11 @@ StepRecord Trainer::step(const std::vector<TrainBatch>& micro_batches) {
     at::Tensor part = loss.sum.detach().to(at::kDouble);
     loss_total = loss_total.defined() ? loss_total + part : part;
   }
-  double loss_sum = loss_total.item<double>();
+  // Data parallelism: gradients were reduced during backward (DDP, ZeRO-1/2); the logged loss is the
+  // global one, summed where it is (on the GPU with NCCL: one host wait for the read, not three).
+  if (options_.all_reduce_sum) options_.all_reduce_sum(loss_total);
+  const double loss_sum = loss_total.item<double>();
   if (options_.after_forward) options_.after_forward();
-  // Data parallelism: gradients were reduced during backward (DDP, ZeRO-1/2); the logged loss is the global one.
-  if (options_.all_reduce_sum) {
-    at::Tensor global = at::tensor({loss_sum}, at::kDouble);
-    options_.all_reduce_sum(global);
-    loss_sum = global.item<double>();
-  }
   StepRecord r;
   r.step = steps_done_ + 1;
   r.lr = options_.schedule.at(steps_done_);
