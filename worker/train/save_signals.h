@@ -7,11 +7,12 @@
 //   save_minutes      save when this many minutes have passed since the last save (0: off)
 //
 // The handlers only set flags (async-signal-safe); the job polls once per step and the ranks agree
-// on the answer with one all-reduce (max), so they all save at the same step.
+// on the answer (the largest request) through the step's loss all-reduce (TrainerOptions::poll_request),
+// so they all save at the same step.
 //
 //   install_save_signal_handlers();           // worker/main.cpp, before training
 //   SaveTriggers triggers(config.save_minutes);
-//   SaveRequest r = triggers.poll();          // after each optimizer step, then all-reduce max
+//   SaveRequest r = triggers.poll();          // once per optimizer step; the ranks take the largest
 //   ... save ...; triggers.saved();
 #pragma once
 

@@ -417,9 +417,11 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
   options.on_progress = on_progress;
   std::optional<StepProfiler> profiler = StepProfiler::from_env(config.output_dir, env.rank, !device.is_cpu());
   if (profiler) options.on_step_begin = [&profiler](int64_t step) { profiler->before_step(step); };
-  options.on_step_end = [&](int64_t step) {
+  options.poll_request = [&triggers] { return static_cast<int64_t>(triggers.poll()); };
+  options.on_step_end = [&](const StepRecord& record) {
+    const int64_t step = record.step;
     if (profiler) profiler->after_step(step);
-    agreed = static_cast<SaveRequest>(checkpoints.all_max(static_cast<int64_t>(triggers.poll())));
+    agreed = static_cast<SaveRequest>(record.request);  // agreed by all ranks with the step's loss
     if (step % config.save_steps != 0 && agreed == SaveRequest::none) return;
     SaveOutcome saved = save_checkpoint(checkpoints, step, checkpointed, trainer_ptr->optimizer_state());
     if (saved.saved) triggers.saved(), result.last_checkpoint = saved.dir;
@@ -469,11 +471,22 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
   // Outputs (rank 0; every rank holds the same weights after each synchronised step). Under ZeRO-3
   // every rank takes part in gathering them whole, on the CPU, first.
   // Under ZeRO-2 with bf16 whole weights the export takes the fp32 masters, not their rounded copies.
+  // Each phase is timed in the log: a 7B export from ZeRO-2 master shards has taken minutes.
+  const auto export_started = std::chrono::steady_clock::now();
+  auto seconds_since = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  };
   std::map<std::string, at::Tensor> whole;
   if (zero3_params) whole = zero3_params->gather_full_on_cpu(lead);
   if (masters_only_in_shards) whole = sharded->gather_full_on_cpu(lead);
+  if (lead && !whole.empty()) {
+    double gb = 0;
+    for (const auto& [name, tensor] : whole) gb += static_cast<double>(tensor.nbytes()) / 1e9;
+    log::info("export: gathered ", gb, " GB of fp32 master weights onto the CPU in ", seconds_since(export_started), " s");
+  }
   for (auto& [name, tensor] : whole) model.parameters()[name] = tensor;
   if (lead) {
+    const auto writing_started = std::chrono::steady_clock::now();
     if (config.finetuning_type == "lora") {
       export_peft_adapter(model, lora_settings, fs::absolute(config.model_name_or_path).string(), config.output_dir);
       result.artifact = "PEFT adapter (adapter_model.safetensors, adapter_config.json)";
@@ -482,6 +495,7 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
                       static_cast<int64_t>(config.export_size * 1e9));
       result.artifact = "Hugging Face model dir (model.safetensors, config.json, tokenizer)";
     }
+    log::info("export: wrote ", config.output_dir, " in ", seconds_since(writing_started), " s");
     nlohmann::json all = {{"epoch", static_cast<double>(total_steps) / static_cast<double>(plan.steps_per_epoch())},
                           {"global_step", total_steps},
                           {"train_loss", result.mean_loss},  // transformers: the mean over all steps

@@ -119,13 +119,28 @@ StepRecord Trainer::step(const std::vector<TrainBatch>& micro_batches) {
     loss_total = loss_total.defined() ? loss_total + part : part;
   }
   // Data parallelism: gradients were reduced during backward (DDP, ZeRO-1/2); the logged loss is the
-  // global one, summed where it is (on the GPU with NCCL: one host wait for the read, not three).
-  if (options_.all_reduce_sum) options_.all_reduce_sum(loss_total);
-  const double loss_sum = loss_total.item<double>();
+  // global one, summed where it is (on the GPU with NCCL: one host wait for the read). The ranks'
+  // save requests ride along as two flags (request >= 1, request >= 2), whose sums give the largest.
+  const int64_t request = options_.poll_request ? options_.poll_request() : 0;
+  double loss_sum = 0;
+  int64_t agreed = request;
+  if (options_.all_reduce_sum) {
+    const auto opts = loss_total.options();
+    at::Tensor sums = at::cat({loss_total.reshape({1}), at::full({1}, request >= 1 ? 1.0 : 0.0, opts),
+                               at::full({1}, request >= 2 ? 1.0 : 0.0, opts)});
+    options_.all_reduce_sum(sums);
+    sums = sums.cpu();
+    const double* v = sums.data_ptr<double>();
+    loss_sum = v[0];
+    agreed = v[2] > 0 ? 2 : v[1] > 0 ? 1 : 0;
+  } else {
+    loss_sum = loss_total.item<double>();
+  }
   if (options_.after_forward) options_.after_forward();
   StepRecord r;
   r.step = steps_done_ + 1;
   r.lr = options_.schedule.at(steps_done_);
+  r.request = agreed;
   if (options_.sharded_step) {
     r.grad_norm = options_.sharded_step(r.lr, options_.max_grad_norm);
   } else {
@@ -155,7 +170,7 @@ std::vector<StepRecord> Trainer::train(int64_t total_steps,
     if (options_.on_step_begin) options_.on_step_begin(steps_done_ + 1);
     StepRecord r = step(batches(steps_done_));
     records.push_back(r);
-    if (options_.on_step_end) options_.on_step_end(r.step);
+    if (options_.on_step_end) options_.on_step_end(r);
     if (options_.on_progress) options_.on_progress(r.step, r.loss, r.tokens_per_s);
     if (r.step % options_.logging_steps == 0 || r.step == total_steps) {
       nlohmann::json line = {{"step", r.step}, {"loss", r.loss}, {"lr", r.lr}, {"grad_norm", r.grad_norm},

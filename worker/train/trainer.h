@@ -46,6 +46,17 @@ struct TrainableParameter {
   bool decay = true;
 };
 
+struct StepRecord {
+  int64_t step = 0;  // 1-based, as transformers logs it
+  double loss = 0;   // mean over the step's predicted tokens
+  double lr = 0;     // the rate this step used
+  double grad_norm = 0;  // before clipping
+  int64_t tokens = 0;    // non-padding input tokens in the step
+  double tokens_per_s = 0;
+  double elapsed_s = 0;
+  int64_t request = 0;   // the largest TrainerOptions::poll_request over the ranks this step
+};
+
 struct TrainerOptions {
   LrSchedule schedule;
   AdamWOptions adam;
@@ -76,23 +87,18 @@ struct TrainerOptions {
   bool gradients_reduced_in_backward = false;
   // Called before every optimizer step with its 1-based number (the profiler starts here).
   std::function<void(int64_t step)> on_step_begin;
-  // Called after every optimizer step with its 1-based number (checkpoints hang here).
-  std::function<void(int64_t step)> on_step_end;
+  // Called after every optimizer step with its record (checkpoints hang here).
+  std::function<void(const StepRecord& record)> on_step_end;
+  // Polled once per step on every rank, just before the step's loss is summed over the ranks; the
+  // largest value polled on any rank (0, 1 or 2) comes back as StepRecord::request. It rides on the
+  // loss's all-reduce, so ranks agree on a save request (save_signals.h) without a collective of its own.
+  std::function<int64_t()> poll_request;
   // Called on every rank after every optimizer step with its record's figures (progress reports).
   std::function<void(int64_t step, double loss, double tokens_per_s)> on_progress;
   // Asked after on_step_end (and the step's log line): true ends train() early (a stop signal).
   std::function<bool()> should_stop;
 };
 
-struct StepRecord {
-  int64_t step = 0;  // 1-based, as transformers logs it
-  double loss = 0;   // mean over the step's predicted tokens
-  double lr = 0;     // the rate this step used
-  double grad_norm = 0;  // before clipping
-  int64_t tokens = 0;    // non-padding input tokens in the step
-  double tokens_per_s = 0;
-  double elapsed_s = 0;
-};
 
 class Trainer {
  public:
