@@ -33,8 +33,10 @@ std::vector<std::string> export_hf_model(const CausalLM& model, const std::strin
   const ModelConfig& config = model.config();
   const std::string saved_dtype = dtype.empty() ? (config.dtype.empty() ? "float32" : config.dtype) : dtype;
   const at::ScalarType type = dtype_from_name(saved_dtype);
+  // LoRA merges in fp32; without adapters each weight is only rounded to the saved dtype once.
   std::map<std::string, at::Tensor> params;
-  for (const auto& [name, t] : model.parameters()) params[name] = t.detach().to(at::kFloat);
+  const bool merges = !model.lora().empty();
+  for (const auto& [name, t] : model.parameters()) params[name] = merges ? t.detach().to(at::kFloat) : t.detach();
   merge_lora(params, model.lora());
   // Shards as huggingface_hub's split_torch_state_dict_into_shards cuts them: in order, a new shard
   // when the next tensor would pass the limit, a tensor larger than the limit alone in its own.

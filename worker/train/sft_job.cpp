@@ -476,13 +476,19 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
   auto seconds_since = [](std::chrono::steady_clock::time_point t) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
   };
+  // A LoRA export is the adapters alone, whole on every rank: nothing to gather. A whole-model export
+  // rounds the weights to the model's saved dtype, so they are gathered in it (rounding on the GPU
+  // equals rounding on the host; half the bytes cross to the host for bf16).
   std::map<std::string, at::Tensor> whole;
-  if (zero3_params) whole = zero3_params->gather_full_on_cpu(lead);
-  if (masters_only_in_shards) whole = sharded->gather_full_on_cpu(lead);
+  const bool exports_whole_model = config.finetuning_type != "lora";
+  const at::ScalarType export_dtype = model_config.dtype == "bfloat16" ? at::kBFloat16
+                                      : model_config.dtype == "float16" ? at::kHalf : at::kFloat;
+  if (zero3_params && exports_whole_model) whole = zero3_params->gather_full_on_cpu(lead, export_dtype);
+  if (masters_only_in_shards && exports_whole_model) whole = sharded->gather_full_on_cpu(lead, export_dtype);
   if (lead && !whole.empty()) {
     double gb = 0;
     for (const auto& [name, tensor] : whole) gb += static_cast<double>(tensor.nbytes()) / 1e9;
-    log::info("export: gathered ", gb, " GB of fp32 master weights onto the CPU in ", seconds_since(export_started), " s");
+    log::info("export: gathered ", gb, " GB of weights onto the CPU in ", seconds_since(export_started), " s");
   }
   for (auto& [name, tensor] : whole) model.parameters()[name] = tensor;
   if (lead) {

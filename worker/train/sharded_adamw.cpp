@@ -116,9 +116,9 @@ void ShardedAdamW::masters_changed() {
   });
 }
 
-std::map<std::string, at::Tensor> ShardedAdamW::gather_full_on_cpu(bool keep) {
+std::map<std::string, at::Tensor> ShardedAdamW::gather_full_on_cpu(bool keep, at::ScalarType dtype) {
   std::map<std::string, at::Tensor> out;
-  gather(at::kFloat, [&](size_t k, const at::Tensor& whole) {
+  gather(dtype, [&](size_t k, const at::Tensor& whole) {
     if (keep) out[params_[k].name] = whole.view(params_[k].tensor.sizes()).to(at::kCPU, /*non_blocking=*/false, /*copy=*/true);
   });
   return out;

@@ -75,8 +75,9 @@ class ShardedAdamW {
   // After the master shards were overwritten (resume): gathers them into every rank's parameters.
   void masters_changed();
   // The fp32 masters whole, on the CPU, by name (for export when the parameters are rounded copies).
-  // Every rank must call it; only where `keep` is true are the copies made and returned.
-  std::map<std::string, at::Tensor> gather_full_on_cpu(bool keep);
+  // Every rank must call it; only where `keep` is true are the copies made and returned. `dtype`:
+  // gather them rounded to that precision (the export's: half the bytes through the GPU-to-host copy).
+  std::map<std::string, at::Tensor> gather_full_on_cpu(bool keep, at::ScalarType dtype = at::kFloat);
   int64_t state_bytes() const;
   // This rank's pieces as "param@<offset>", "exp_avg@<offset>", "exp_avg_sq@<offset>" (views of the
   // master weights and moments) and "step@<parameter index>", for checkpoints.

@@ -298,17 +298,18 @@ void Zero3Parameters::masters_changed() {
   }
 }
 
-std::map<std::string, at::Tensor> Zero3Parameters::gather_full_on_cpu(bool keep) {
+std::map<std::string, at::Tensor> Zero3Parameters::gather_full_on_cpu(bool keep, std::optional<at::ScalarType> dtype) {
   at::NoGradGuard no_grad;
   std::map<std::string, at::Tensor> out;
   for (auto& u : units_) {
-    const at::Tensor& shard = u->trains ? u->master : u->shard;
+    const at::Tensor& source = u->trains ? u->master : u->shard;
+    const at::Tensor shard = source.to(dtype.value_or(source.scalar_type()));
     at::Tensor full = at::empty({u->layout->padded}, shard.options());
     comm_.all_gather(full, shard);
     if (!keep) continue;
     full = full.cpu();
-    for (size_t i = 0; i < u->names.size(); ++i) {
-      out[u->names[i]] = full.narrow(0, u->layout->offsets[i], c10::multiply_integers(u->shapes[i])).view(u->shapes[i]).clone();
+    for (size_t i = 0; i < u->names.size(); ++i) {  // views of the unit's one host copy
+      out[u->names[i]] = full.narrow(0, u->layout->offsets[i], c10::multiply_integers(u->shapes[i])).view(u->shapes[i]);
     }
   }
   return out;

@@ -77,10 +77,11 @@ class Zero3Parameters final : public LayerWeights {
   std::vector<std::pair<std::string, at::Tensor>> state_tensors() const;
   // After the master shards were overwritten (resume): refresh the compute shards from them.
   void masters_changed();
-  // Every weight whole, on the CPU (fp32 for trainable ones, else the compute dtype), for export.
-  // Every rank must call it (it all-gathers unit by unit); only where `keep` is true (the rank that
-  // writes the export) are the CPU copies made and returned: the others return nothing.
-  std::map<std::string, at::Tensor> gather_full_on_cpu(bool keep);
+  // Every weight whole, on the CPU (fp32 for trainable ones, else the compute dtype; or all rounded
+  // to `dtype`, the export's, when given), for export. Every rank must call it (it all-gathers unit by
+  // unit); only where `keep` is true (the rank that writes the export) are the CPU copies made and
+  // returned: the others return nothing.
+  std::map<std::string, at::Tensor> gather_full_on_cpu(bool keep, std::optional<at::ScalarType> dtype = std::nullopt);
 
   struct Unit;
 
