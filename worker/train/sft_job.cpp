@@ -490,6 +490,12 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
     for (const auto& [name, tensor] : whole) gb += static_cast<double>(tensor.nbytes()) / 1e9;
     log::info("export: gathered ", gb, " GB of weights onto the CPU in ", seconds_since(export_started), " s");
   }
+  // Every rank's collectives must be over before any rank moves on to leave. With NCCL a rank's host
+  // only queues them (the last step's all-gathers, the gathers above): a rank that exited at once
+  // would take its half of the collectives still queued down with it, and the others would wait for
+  // them until ddp_timeout (a 7B export from ZeRO-2 shards hung so on 2 GPUs). Rank 0 then writes
+  // the export alone.
+  if (collectives != nullptr && env.world_size > 1) collectives->barrier();
   for (auto& [name, tensor] : whole) model.parameters()[name] = tensor;
   if (lead) {
     const auto writing_started = std::chrono::steady_clock::now();
