@@ -12,7 +12,9 @@ data=$out/data
 mkdir -p "$out"
 # shellcheck source=../lib/sharded_rows.sh
 source "$repo/bench/lib/sharded_rows.sh"
-python3 "$repo/bench/sft_throughput/make_model_and_data.py" "$out" 2000 > "$out/make.log" 2>&1
+# A second call on the same machine reuses the model and data (the 7B shape takes minutes to write).
+[ -f "$out/data/dataset_info.json" ] && [ -d "$out/qwen2.5-0.5b-shape" ] || \
+  python3 "$repo/bench/sft_throughput/make_model_and_data.py" "$out" 2000 > "$out/make.log" 2>&1
 [[ " ${SIZES:-7b} " == *" 7b "* ]] && [ ! -d "$out/qwen2.5-7b-shape" ] && \
   python3 "$repo/bench/sharded_throughput/make_shape.py" "$out/qwen2.5-7b-shape" 7b >> "$out/make.log" 2>&1
 

@@ -174,7 +174,10 @@ void Zero3Parameters::complete_reductions(size_t keep) {
 void Zero3Parameters::acquire(int64_t layer, bool for_backward) {
   Unit& unit = *units_[static_cast<size_t>(layer) + 1];
   gather(unit, /*as_leaves=*/for_backward && unit.trains);
-  prefetch_layer(for_backward ? layer - 1 : layer + 1);
+  // Two layers ahead: each all-gather is a meeting of every rank, and a host that runs a layer behind
+  // its peer (small models are bound by the host's per-operator cost) then still finds the next
+  // layer's weights there, instead of stalling both.
+  for (int64_t ahead = 1; ahead <= kPrefetchLayers; ++ahead) prefetch_layer(for_backward ? layer - ahead : layer + ahead);
 }
 
 void Zero3Parameters::release(int64_t layer, bool after_backward) {

@@ -3,7 +3,7 @@
 // on a rank except the one unit in use.
 //
 // Units: each decoder layer is one; the embeddings, final norm and lm_head form the "outer" unit.
-// A layer is gathered (all-gather of its flat shard) just before it runs — the next one is already
+// A layer is gathered (all-gather of its flat shard) just before it runs — the next two are already
 // being gathered meanwhile (prefetch) — and freed right after; in
 // backward it is gathered again and the layer recomputed — ZeRO-3 implies activation checkpointing
 // here, one extra forward per layer, the price DeepSpeed users pay with gradient checkpointing on
@@ -85,7 +85,7 @@ class Zero3Parameters final : public LayerWeights {
 
   struct Unit;
 
-  // LayerWeights: gather a layer (prefetching the one that runs next), then free it, first
+  // LayerWeights: gather a layer (prefetching the ones that run next), then free it, first
   // reduce-scattering its gradients when it trains and backward has run.
   void acquire(int64_t layer, bool for_backward) override;
   void release(int64_t layer, bool after_backward) override;
@@ -93,9 +93,10 @@ class Zero3Parameters final : public LayerWeights {
  private:
   void gather(Unit& unit, bool as_leaves);
   // Starts gathering a layer ahead of its use (no-op when it is gathered or already on its way):
-  // forward prefetches the next layer, backward the previous one, so every rank issues the same
-  // all-gathers in the same order and at most two layers are whole at a time.
+  // forward prefetches the next layers, backward the previous ones, so every rank issues the same
+  // all-gathers in the same order and at most 1 + kPrefetchLayers layers are whole at a time.
   void prefetch_layer(int64_t layer);
+  static constexpr int64_t kPrefetchLayers = 2;
   void release(Unit& unit);
   void reduce_gradients(Unit& unit);
   // Sums finished reduce-scatters into their units' gradient shards, oldest first, until at most
