@@ -49,7 +49,7 @@ const std::vector<FieldSpec>& schema() {
       {"ddp_bucket_cap_mb", "parallelism", &J::ddp_bucket_cap_mb, positive(), {}, false,
        "DDP and ZeRO-1/2: MB of fp32 gradients per bucket, all-reduced or reduce-scattered during backward"},
       {"communication_data_type", "parallelism", &J::communication_data_type, {}, {"auto", "fp32", "bf16"}, false,
-       "precision gradients are reduced in; auto: that of the weights computing them over NCCL (bf16 under ZeRO-2/3 with bf16), fp32 over Gloo"},
+       "precision gradients are reduced in; auto: that of the weights computing them over NCCL (bf16/fp16 under ZeRO-2/3 with bf16/fp16), fp32 over Gloo"},
       {"ddp_timeout", "parallelism", &J::ddp_timeout, between(1, 7 * 24 * 3600), {}, false,
        "seconds a collective may wait before the job stops with an error"},
       // optimizer

@@ -302,13 +302,16 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
     comm.all_reduce_sum = [](const at::Tensor&) {};
   }
   // The precision gradients are reduced in (communication_data_type). auto: the gradients' own over
-  // NCCL (bf16 whole weights under ZeRO-2, ZeRO-3's bf16 layers: half the bytes); over Gloo, fp32
-  // (the CPU gains nothing from bf16, and Gloo sums in the buffer's precision).
+  // NCCL (bf16 or fp16 whole weights under ZeRO-2, ZeRO-3's half-precision layers: half the bytes);
+  // over Gloo, fp32 (the CPU gains nothing from bf16, and Gloo sums in the buffer's precision).
+  // One process communicates nothing: its gradients keep their own precision whatever the key says.
   std::optional<at::ScalarType> reduce_dtype;
-  if (config.communication_data_type == "fp32") reduce_dtype = at::kFloat;
-  if (config.communication_data_type == "bf16") reduce_dtype = at::kBFloat16;
-  if (config.communication_data_type == "auto" && collectives != nullptr && !collectives->reduces_on_gpu()) {
-    reduce_dtype = at::kFloat;
+  if (env.world_size > 1) {
+    if (config.communication_data_type == "fp32") reduce_dtype = at::kFloat;
+    if (config.communication_data_type == "bf16") reduce_dtype = at::kBFloat16;
+    if (config.communication_data_type == "auto" && collectives != nullptr && !collectives->reduces_on_gpu()) {
+      reduce_dtype = at::kFloat;
+    }
   }
   if (lead && collectives != nullptr && env.world_size > 1) {
     log::info("communication_data_type ", config.communication_data_type, ": gradients reduced in ",
@@ -410,7 +413,7 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
     }
   }
   // Saves: every save_steps, every save_minutes, and when a signal asks (save_signals.h). The ranks
-  // agree on what to do at each step with one all-reduce (max) of their requests.
+  // agree on what to do at each step through the step's loss all-reduce (StepRecord::request).
   SaveTriggers triggers(config.save_minutes);
   SaveRequest agreed = SaveRequest::none;
   Trainer* trainer_ptr = nullptr;
@@ -450,6 +453,9 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
     return result;
   }
   if (records.empty()) {
+    // Resuming queued collectives (the masters' gathers) that must finish on every rank before any
+    // leaves: see the barrier before the export below.
+    if (collectives != nullptr && env.world_size > 1) collectives->barrier();
     throw InputError(str("resume_from_checkpoint: the checkpoint is at step ", trainer.steps_done(), " of ", total_steps,
                          ": nothing is left to train (raise max_steps or num_train_epochs)"));
   }

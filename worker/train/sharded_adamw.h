@@ -2,8 +2,9 @@
 // 1/N of the trainable parameters only, and never a reduced full gradient.
 //
 // Gradients are reduced during backward, bucket by bucket (gradient_buckets.h): each bucket's flat
-// gradient, padded to a multiple of N, is reduce-scattered (in the gradients' precision unless the
-// job says fp32), and rank r keeps chunk r of every bucket, summed into its fp32 gradient shard. ZeRO-1 reduces once per optimizer step (the step's last
+// gradient, padded to a multiple of N, is reduce-scattered (in the precision `reduce_dtype` names, by
+// default the gradients' own), and rank r keeps chunk r of every bucket, summed into its fp32 gradient
+// shard. ZeRO-1 reduces once per optimizer step (the step's last
 // micro-batch; earlier ones accumulate into .grad, with no communication); ZeRO-2 reduces every
 // micro-batch and drops each .grad as soon as its bucket is copied out, so full gradients never pile
 // up across micro-batches. The step: clip by the global norm (an all-reduce of the shards' squared

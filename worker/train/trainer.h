@@ -64,8 +64,8 @@ struct TrainerOptions {
   int64_t logging_steps = 10;
   int64_t loss_chunk_tokens = 1024;
   std::string log_path;  // trainer_log.jsonl; empty: none
-  // Data parallelism: sums a tensor over all ranks in place. When set, the step's token count and
-  // loss are summed across ranks; the gradients are reduced by DDP's buckets
+  // Data parallelism: sums a tensor over all ranks in place. When set, the step's loss is summed
+  // across ranks (and its token count, unless the batches carry the step's totals); the gradients are reduced by DDP's buckets
   // (gradients_reduced_in_backward) or by ZeRO (sharded_step), so every rank applies the same global update.
   std::function<void(at::Tensor&)> all_reduce_sum;
   bool log_to_console = true;  // rank 0 logs; the others stay quiet

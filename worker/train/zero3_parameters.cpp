@@ -169,8 +169,8 @@ void Zero3Parameters::complete_reductions(size_t keep) {
   }
 }
 
-// A layer's run (forward, or its recomputation in backward): gather it, and start gathering the one
-// that runs next — the next layer in forward, the previous one in backward.
+// A layer's run (forward, or its recomputation in backward): gather it, and start gathering the ones
+// that run next — the next layers in forward, the previous ones in backward.
 void Zero3Parameters::acquire(int64_t layer, bool for_backward) {
   Unit& unit = *units_[static_cast<size_t>(layer) + 1];
   gather(unit, /*as_leaves=*/for_backward && unit.trains);
