@@ -17,13 +17,19 @@ namespace fs = std::filesystem;
 namespace pdsd {
 
 namespace {
-at::ScalarType dtype_from_name(const std::string& name) {
+// The name config.json's "dtype" gets: the one asked for, else the source's, else float32.
+std::string saved_dtype_name(const ModelConfig& config, const std::string& dtype) {
+  return dtype.empty() ? (config.dtype.empty() ? "float32" : config.dtype) : dtype;
+}
+}  // namespace
+
+at::ScalarType export_dtype(const ModelConfig& config, const std::string& dtype) {
+  const std::string name = saved_dtype_name(config, dtype);
   if (name == "bfloat16") return at::kBFloat16;
   if (name == "float16") return at::kHalf;
   if (name == "float32") return at::kFloat;
   throw InputError(str("export dtype '", name, "' is not one of float32, bfloat16, float16"));
 }
-}  // namespace
 
 std::vector<std::string> export_hf_model(const CausalLM& model, const std::string& source_model_dir,
                                          const std::string& out_dir, const std::string& dtype, int64_t max_shard_bytes) {
@@ -31,8 +37,8 @@ std::vector<std::string> export_hf_model(const CausalLM& model, const std::strin
   PDSD_CHECK(max_shard_bytes > 0, "export: the maximum shard size must be positive, got ", max_shard_bytes);
   fs::create_directories(out_dir);
   const ModelConfig& config = model.config();
-  const std::string saved_dtype = dtype.empty() ? (config.dtype.empty() ? "float32" : config.dtype) : dtype;
-  const at::ScalarType type = dtype_from_name(saved_dtype);
+  const std::string saved_dtype = saved_dtype_name(config, dtype);
+  const at::ScalarType type = export_dtype(config, dtype);
   // LoRA merges in fp32; without adapters each weight is only rounded to the saved dtype once.
   std::map<std::string, at::Tensor> params;
   const bool merges = !model.lora().empty();

@@ -15,7 +15,11 @@
 
 namespace pdsd {
 
-// `dtype`: the dtype to save weights in ("float32", "bfloat16", "float16"; "" = as config.json says).
+// The dtype weights are saved in: `dtype` ("float32", "bfloat16", "float16"), or "" for config.json's
+// (float32 when it names none). Throws InputError naming any other.
+at::ScalarType export_dtype(const ModelConfig& config, const std::string& dtype = "");
+
+// `dtype`: as export_dtype takes it.
 // Returns the weight files written.
 std::vector<std::string> export_hf_model(const CausalLM& model, const std::string& source_model_dir,
                                          const std::string& out_dir, const std::string& dtype = "",

@@ -487,10 +487,10 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
   // equals rounding on the host; half the bytes cross to the host for bf16).
   std::map<std::string, at::Tensor> whole;
   const bool exports_whole_model = config.finetuning_type != "lora";
-  const at::ScalarType export_dtype = model_config.dtype == "bfloat16" ? at::kBFloat16
-                                      : model_config.dtype == "float16" ? at::kHalf : at::kFloat;
-  if (zero3_params && exports_whole_model) whole = zero3_params->gather_full_on_cpu(lead, export_dtype);
-  if (masters_only_in_shards && exports_whole_model) whole = sharded->gather_full_on_cpu(lead, export_dtype);
+  if (exports_whole_model && (zero3_params || masters_only_in_shards)) {
+    const at::ScalarType saved_dtype = export_dtype(model_config);
+    whole = zero3_params ? zero3_params->gather_full_on_cpu(lead, saved_dtype) : sharded->gather_full_on_cpu(lead, saved_dtype);
+  }
   if (lead && !whole.empty()) {
     double gb = 0;
     for (const auto& [name, tensor] : whole) gb += static_cast<double>(tensor.nbytes()) / 1e9;

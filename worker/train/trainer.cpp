@@ -76,11 +76,9 @@ StepRecord Trainer::step(const std::vector<TrainBatch>& micro_batches) {
   PDSD_CHECK(!micro_batches.empty(), "an optimizer step needs at least one micro-batch");
   auto t0 = std::chrono::steady_clock::now();
   // Normalise by the step's total predicted tokens so accumulating micro-batches equals one batch.
-  // One read-back for the whole step, before any forward: the micro-batches then run without the
-  // host waiting for the GPU until the step's loss is read after the last backward.
-  // Batches that list their loss positions (BatchPlan's do) need no read-back at all.
-  // Data parallelism: the global count over all ranks normalises every rank's loss; the batch plan
-  // supplies it, or the ranks sum theirs.
+  // Batches that list their loss positions (BatchPlan's do) need no read-back from the GPU; others
+  // cost one, before any forward. With data parallelism the count over all ranks normalises every
+  // rank's loss: the batch plan states it (step_loss_tokens), or the ranks sum theirs.
   int64_t real_tokens = 0, step_tokens = 0;
   std::vector<at::Tensor> counts_per_batch;
   for (const auto& b : micro_batches) {
