@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "common/error.h"
+#include "common/host_threads.h"
 #include "common/log.h"
 #include "common/worker_env.h"
 #include "launcher/coordinator_client.h"
@@ -221,10 +222,13 @@ class NodeAgent {
         vars["PDSD_TLS_KEY"] = setup_.security.tls_key;
         vars["PDSD_TLS_CA"] = setup_.security.tls_ca;
       }
-      // As torchrun does: without a limit every worker starts one compute thread per core and the
-      // node is oversubscribed nproc times over. A value the user set is kept.
+      // Without a limit every worker starts one compute thread per core and the node is
+      // oversubscribed nproc times over: each gets its share. A value the user set is kept. A worker
+      // that drives a GPU lowers the default to one thread (common/host_threads.h says why); the
+      // marker tells it the value is the default.
       if (std::getenv("OMP_NUM_THREADS") == nullptr) {
         vars["OMP_NUM_THREADS"] = std::to_string(std::max(1u, std::thread::hardware_concurrency() / opt_.nproc_per_node));
+        vars[kOmpThreadsDefaultedVariable] = "1";
       }
       spec.env_per_worker.push_back(vars);
       spec.global_ranks.push_back(env.rank);

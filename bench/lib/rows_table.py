@@ -1,30 +1,59 @@
 #!/usr/bin/env python3
-"""Prints benchmark rows (JSON lines from row_figures.py) as a table. Scaling efficiency of a row is
-its tokens/s per GPU over that of the same model, stage and method on fewer GPUs: against each of the
-two smallest GPU counts measured (e.g. "96.1% vs 1, 95.0% vs 2").
+"""Prints benchmark rows (JSON lines from row_figures.py) as a table. A row measured several times
+(its "repeat" 1, 2, ...) shows the median tokens/s per GPU and the spread (lowest–highest): a
+host-bound step (a 0.5B model at 4 samples per micro-batch) varies from run to run by more than
+the effects measured. Scaling efficiency of a row is its median tokens/s per GPU over that of the
+same model, stage and method on fewer GPUs: against each of the two smallest GPU counts measured
+(e.g. "96.1% vs 1, 95.0% vs 2").
 Usage: rows_table.py ROWS.jsonl"""
 import json
 import re
+import statistics
 import sys
 
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
-def key(r):  # "qwen2.5-7b-shape-2x4gpu-z3-full" -> ("qwen2.5-7b-shape", "z3-full")
-    m = re.match(r"(.*)-\d+x\d+gpu-(.*)", r["row"])
-    return (m.group(1), m.group(2)) if m else (r["row"], "")
+runs = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+rows, order = {}, []  # name -> its runs; names in first-seen order
+for r in runs:
+    if r["row"] not in rows:
+        order.append(r["row"])
+    rows.setdefault(r["row"], []).append(r)
+
+
+def figures(name):
+    ok = [r for r in rows[name] if not r.get("failed")]
+    if not ok:
+        return None
+    tps = [r["tokens_per_s_per_gpu"] for r in ok]
+    firsts = [r["time_to_first_step_s"] for r in ok if r.get("time_to_first_step_s") is not None]
+    return {"world": ok[0]["world"], "tps": statistics.median(tps), "low": min(tps), "high": max(tps), "n": len(tps),
+            "failed": len(rows[name]) - len(ok), "peak_gib": max(r["peak_gib"] for r in ok),
+            "first": statistics.median(firsts) if firsts else None}
+
+
+def key(name):  # "qwen2.5-7b-shape-2x4gpu-z3-full" -> ("qwen2.5-7b-shape", "z3-full")
+    m = re.match(r"(.*)-\d+x\d+gpu-(.*)", name)
+    return (m.group(1), m.group(2)) if m else (name, "")
+
+
+fig = {n: figures(n) for n in order}
 bases = {}  # key -> the rows on the two smallest world sizes, one each
-for r in rows:
-    if r.get("failed"):
+for n in order:
+    if fig[n] is None:
         continue
-    same = {b["world"]: b for b in bases.get(key(r), [])}
-    same.setdefault(r["world"], r)
-    bases[key(r)] = sorted(same.values(), key=lambda b: b["world"])[:2]
-print(f"\n{'row':38} {'tok/s/GPU':>10} {'scaling':>24} {'peak GiB/GPU':>13} {'first step s':>13}")
-for r in rows:
-    if r.get("failed"):
-        print(f"{r['row']:38} {'failed':>10}")
+    same = {fig[b]["world"]: b for b in bases.get(key(n), [])}
+    same.setdefault(fig[n]["world"], n)
+    bases[key(n)] = sorted(same.values(), key=lambda b: fig[b]["world"])[:2]
+print(f"\n{'row':42} {'tok/s/GPU':>10} {'runs: low-high':>18} {'scaling':>22} {'peak GiB/GPU':>13} {'first step s':>13}")
+for n in order:
+    f = fig[n]
+    if f is None:
+        print(f"{n:42} {'failed':>10}")
         continue
-    eff = ", ".join(f"{100 * r['tokens_per_s_per_gpu'] / b['tokens_per_s_per_gpu']:.1f}% vs {b['world']}"
-                    for b in bases[key(r)] if b["world"] < r["world"])
-    first = r.get("time_to_first_step_s")
-    print(f"{r['row']:38} {r['tokens_per_s_per_gpu']:10.0f} {eff:>24} {r['peak_gib']:13.1f} "
+    eff = ", ".join(f"{100 * f['tps'] / fig[b]['tps']:.1f}% vs {fig[b]['world']}"
+                    for b in bases[key(n)] if fig[b]["world"] < f["world"])
+    spread = f"{f['n']}: {f['low']:.0f}-{f['high']:.0f}" if f["n"] > 1 else "1"
+    if f["failed"]:
+        spread += f" ({f['failed']} failed)"
+    first = f["first"]
+    print(f"{n:42} {f['tps']:10.0f} {spread:>18} {eff:>22} {f['peak_gib']:13.1f} "
           f"{first if first is None else round(first, 1)!s:>13}")

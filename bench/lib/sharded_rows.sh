@@ -35,20 +35,23 @@ two_agents() {  # nproc job...: two agents on this host as two nodes, GPUs split
   return $rc
 }
 
-row() {  # model nodes nproc stage method [key=value ...]
+row() {  # model nodes nproc stage method [key=value ...]   (MICRO_BATCH: samples per micro-batch, 4 unless set)
   local model=$1 nodes=$2 nproc=$3 stage=$4 method=$5; shift 5
-  local world=$((nodes * nproc)) name="$model-${nodes}x${nproc}gpu-z$stage-$method"
+  local bs=${MICRO_BATCH:-4}
+  local world=$((nodes * nproc)) name="$model-${nodes}x${nproc}gpu-z$stage-$method${MICRO_BATCH:+-bs$bs}"
   [ "$world" -gt "$gpus" ] && return 0
-  # With `rows` set (a JSON-lines file), a row already measured there is not measured again.
-  [ -n "${rows:-}" ] && [ -f "$rows" ] && grep -q "\"row\": \"$name\"" "$rows" && return 0
+  # With `rows` set (a JSON-lines file), a row already measured there is not measured again (with
+  # REPEAT set, that repeat of it).
+  [ -n "${rows:-}" ] && [ -f "$rows" ] && grep "\"row\": \"$name\"" "$rows" | grep -q "\"repeat\": ${REPEAT:-1}[,}]" && return 0
   local extra=(finetuning_type=$method "$@")
   [ "$method" = lora ] && extra+=(lora_target=q_proj,v_proj lora_rank=8 lora_alpha=16)
-  # The same job on any number of GPUs: 8 micro-batches of 4 samples per optimizer step in all
-  # (gradient_accumulation_steps 8 / world), so every row trains on the very same samples, step by
-  # step, and scaling compares like with like (lengths vary a lot from sample to sample).
-  local ga=$(( world >= 8 ? 1 : 8 / world ))
+  # The same job on any number of GPUs: 32 samples per optimizer step in all (8 micro-batches of 4,
+  # or 2 of 16: gradient_accumulation_steps 32 / (micro-batch × world)), so every row trains on the
+  # very same samples, step by step, and scaling compares like with like (lengths vary a lot from
+  # sample to sample).
+  local ga=$(( bs * world >= 32 ? 1 : 32 / (bs * world) ))
   local job=(configs/sft.yaml "model_name_or_path=$out/$model" "dataset_dir=$data" dataset=synthetic_sft template=qwen
-             cutoff_len=1024 per_device_train_batch_size=4 gradient_accumulation_steps=$ga bf16=true
+             cutoff_len=1024 per_device_train_batch_size=$bs gradient_accumulation_steps=$ga bf16=true
              gradient_checkpointing=false "max_steps=$steps" logging_steps=1 learning_rate=1e-5 val_size=0
              save_steps=100000 zero_stage="$stage" "output_dir=$out/$name" overwrite_output_dir=true "${extra[@]}")
   local mib
@@ -57,7 +60,7 @@ row() {  # model nodes nproc stage method [key=value ...]
   else
     mib=$(peak_of "$out/$name.log" two_agents "$nproc" "${job[@]}")
   fi
-  python3 "$repo/bench/lib/row_figures.py" "$out/$name" "$out/$name.log" "$name" "$mib" "$world"
+  python3 "$repo/bench/lib/row_figures.py" "$out/$name" "$out/$name.log" "$name" "$mib" "$world" "${REPEAT:-1}"
   # The exported model is not a figure; a 7B export is 15 GB of disk that later rows need.
   rm -f "$out/$name"/*.safetensors
 }

@@ -65,6 +65,7 @@ def summarize(path):
     events = json.load(open(path))["traceEvents"]
     kernels = defaultdict(list)  # stream -> [(ts, end, name)]
     runtime, cpu_ops = [], []
+    ops_by_thread = defaultdict(list)
     for e in events:
         if e.get("ph") != "X" or "dur" not in e:
             continue
@@ -76,8 +77,10 @@ def summarize(path):
             runtime.append((ts, ts + dur, e["name"]))
         elif cat == "cpu_op":
             cpu_ops.append((ts, ts + dur, e["name"]))
+            ops_by_thread[e.get("tid")].append((ts, ts + dur, e["name"]))
     if not kernels:
         print(f"{path}: no GPU activity in the trace")
+        host_operators(ops_by_thread)
         return
     is_nccl = lambda name: "nccl" in name.lower()
     compute_stream = max(kernels, key=lambda s: sum(1 for k in kernels[s] if not is_nccl(k[2])))
@@ -106,6 +109,11 @@ def summarize(path):
     print("  host CUDA calls by time:")
     for n, (c, t) in sorted(by_name.items(), key=lambda kv: -kv[1][1])[:8]:
         print(f"    {t / 1e3:9.1f} ms {c:7d}  {n}")
+    launches = [e - s for s, e, n in runtime if n == "cudaLaunchKernel"]
+    if launches:
+        print(f"  cudaLaunchKernel: mean {sum(launches) / len(launches):.2f} us over {len(launches)} "
+              "(the host's speed: the same call costs more on a slower or busier CPU)")
+    host_operators(ops_by_thread)
     # The longest gaps and what the host was doing as each began (the innermost operator running then).
     starts = sorted(cpu_ops)
     keys = [op[0] for op in starts]
@@ -117,6 +125,49 @@ def summarize(path):
         sync = any(s <= g[0] <= e for s, e in syncs)
         print(f"    {(g[1] - g[0]) / 1e3:7.2f} ms at +{(g[0] - start) / 1e3:8.1f} ms  host in: {inner[:70]}"
               f"{'  (host synchronising)' if sync else ''}")
+
+
+def host_operators(ops_by_thread, threads=2, top=12):
+    """The host's side: per thread (the busiest first: the main thread, autograd's backward thread),
+    the top-level operators (not nested in another on that thread) by total time. Comparing a 1-GPU
+    and a 2-GPU trace shows what data parallelism adds on the host, and whether the same operators
+    simply run slower."""
+    tops = {}
+    for tid, ops in ops_by_thread.items():
+        outer, end = [], float("-inf")
+        for s, e, n in sorted(ops, key=lambda op: (op[0], -op[1])):
+            if s >= end:
+                outer.append((s, e, n))
+                end = e
+        tops[tid] = outer
+    # Self time (an operator's time less its children's), over all threads: where the host's time
+    # actually goes, also inside autograd's nodes and the checkpointed layers' recomputation.
+    self_time = defaultdict(lambda: [0, 0.0])
+    for ops in ops_by_thread.values():
+        stack = []  # [end, name, time left to itself]
+        def close(upto):
+            while stack and stack[-1][0] <= upto:
+                end, n, own = stack.pop()
+                self_time[n][0] += 1
+                self_time[n][1] += own
+        for s, e, n in sorted(ops, key=lambda op: (op[0], -op[1])):
+            close(s)
+            if stack:
+                stack[-1][2] -= min(e, stack[-1][0]) - s
+            stack.append([e, n, e - s])
+        close(float("inf"))
+    print(f"  host operators by self time (all threads):")
+    for n, (c, t) in sorted(self_time.items(), key=lambda kv: -kv[1][1])[:top]:
+        print(f"    {t / 1e3:9.1f} ms {c:7d}  {t / c:8.1f} us  {n[:60]}")
+    for tid in sorted(tops, key=lambda t: -total([[s, e] for s, e, _ in tops[t]]))[:threads]:
+        by_name = defaultdict(lambda: [0, 0.0])
+        for s, e, n in tops[tid]:
+            by_name[n][0] += 1
+            by_name[n][1] += e - s
+        busy = sum(t for _, t in by_name.values())
+        print(f"  host thread {tid}: {len(tops[tid])} top-level operators, {busy / 1e3:.1f} ms; by time:")
+        for n, (c, t) in sorted(by_name.items(), key=lambda kv: -kv[1][1])[:top]:
+            print(f"    {t / 1e3:9.1f} ms {c:7d}  {t / c:8.1f} us  {n[:60]}")
 
 
 if __name__ == "__main__":

@@ -24,10 +24,18 @@ sizes=${SIZES:-0.5b 7b}
 rows=$out/rows.jsonl
 {
   if [[ " $sizes " == *" 0.5b "* ]]; then
-    for method in full lora; do
-      for stage in 2 3; do
-        row qwen2.5-0.5b-shape 1 1 $stage $method
-        row qwen2.5-0.5b-shape 1 2 $stage $method
+    # MICRO_BATCHES="4 16" adds rows of 16 samples per micro-batch (2 per step): at 4 a 0.5B step is
+    # bound by the host's per-operator cost, at 16 by the GPU. REPEATS=N measures every 0.5B row N
+    # times, 1 and 2 GPUs in turn, and the table shows medians: host-bound runs vary by ±15%.
+    for rep in $(seq 1 "${REPEATS:-1}"); do
+      for bs in ${MICRO_BATCHES:-4}; do
+        for method in full lora; do
+          for stage in 2 3; do
+            if [ "$bs" = 4 ]; then MB=; else MB=$bs; fi
+            REPEAT=$rep MICRO_BATCH=$MB row qwen2.5-0.5b-shape 1 1 $stage $method
+            REPEAT=$rep MICRO_BATCH=$MB row qwen2.5-0.5b-shape 1 2 $stage $method
+          done
+        done
       done
     done
   fi

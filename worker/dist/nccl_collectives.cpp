@@ -265,7 +265,8 @@ class NcclCollectives final : public Collectives {
       pending_.push_back({nullptr, call, Clock::now()});
       watched = &pending_.back();  // a deque keeps references on push_back; the watchdog pops done ones only
     }
-    wake_.notify_all();
+    // The watchdog is not woken: it polls within 500 ms anyway, far inside any timeout, and waking a
+    // thread per collective (hundreds per step under ZeRO-3) costs the issuing host time it lacks.
     try {
       issue(on_gpu, stream_->stream());
     } catch (...) {

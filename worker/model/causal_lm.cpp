@@ -68,7 +68,7 @@ const at::Tensor& CausalLM::lm_head_weight() const {
 
 at::Tensor CausalLM::lora_delta(const at::Tensor& x, const LoraAdapter& adapter) const {
   at::Tensor input = training_ && adapter.dropout > 0 ? at::dropout(x, adapter.dropout, true) : x;
-  return at::linear(at::linear(input, adapter.a.to(compute_dtype_)), adapter.b.to(compute_dtype_)) * adapter.scale;
+  return at::linear(at::linear(input, adapter.a.to(compute_dtype_)), adapter.b.to(compute_dtype_));
 }
 
 at::Tensor CausalLM::linear(const at::Tensor& x, const std::string& module) const {
@@ -76,7 +76,7 @@ at::Tensor CausalLM::linear(const at::Tensor& x, const std::string& module) cons
   std::optional<at::Tensor> bias;
   if (bias_it != parameters_.end()) bias = bias_it->second.to(compute_dtype_);
   at::Tensor y = at::linear(x, param(module + ".weight").to(compute_dtype_), bias);
-  if (auto it = lora_.find(module); it != lora_.end()) y = y + lora_delta(x, it->second);
+  if (auto it = lora_.find(module); it != lora_.end()) y = at::add(y, lora_delta(x, it->second), it->second.scale);
   return y;
 }
 
@@ -100,7 +100,7 @@ std::vector<at::Tensor> CausalLM::fused_linear(const at::Tensor& x, const std::v
                                                       : at::linear(x, at::cat(weights).to(compute_dtype_), bias);
   std::vector<at::Tensor> outs = y.split_with_sizes(widths, -1);
   for (size_t i = 0; i < modules.size(); ++i) {
-    if (auto it = lora_.find(modules[i]); it != lora_.end()) outs[i] = outs[i] + lora_delta(x, it->second);
+    if (auto it = lora_.find(modules[i]); it != lora_.end()) outs[i] = at::add(outs[i], lora_delta(x, it->second), it->second.scale);
   }
   return outs;
 }

@@ -85,6 +85,8 @@ class CausalLM {
   const at::Tensor& param(const std::string& name) const;
   at::Tensor linear(const at::Tensor& x, const std::string& module) const;
   std::vector<at::Tensor> fused_linear(const at::Tensor& x, const std::vector<std::string>& modules) const;
+  // B A dropout(x), unscaled: the caller adds it times the adapter's scale in one operator (on a
+  // host-bound model every operator counts).
   at::Tensor lora_delta(const at::Tensor& x, const LoraAdapter& adapter) const;
   at::Tensor rms_norm(const at::Tensor& x, const std::string& weight_name) const;
   at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const AttentionLayout& layout) const;

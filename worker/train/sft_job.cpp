@@ -1,5 +1,6 @@
 #include "worker/train/sft_job.h"
 
+#include <ATen/Parallel.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 
 #include <chrono>
@@ -11,6 +12,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/host_threads.h"
 #include "common/log.h"
 #include "worker/data/chat_template.h"
 #include "worker/dist/collectives.h"
@@ -145,6 +147,11 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
   const int gpus = at::hasCUDA() ? static_cast<int>(at::detail::getCUDAHooks().deviceCount()) : 0;
   const at::Device device = gpus > 0 ? at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank % gpus))
                                      : at::Device(at::kCPU);
+  if (auto threads = host_operator_threads(device.is_cuda(), std::getenv("OMP_NUM_THREADS"),
+                                           std::getenv(kOmpThreadsDefaultedVariable))) {
+    at::set_num_threads(*threads);
+    if (env.local_rank == 0) log::info("CPU operators on ", *threads, " thread per worker (it drives a GPU; OMP_NUM_THREADS overrides)");
+  }
 
   // Model.
   ModelConfig model_config = read_model_config(config.model_name_or_path);

@@ -87,15 +87,15 @@ void ShardedAdamW::after_backward(bool last) {
   if (reduces_now(last)) buckets_->finish();
 }
 
-double ShardedAdamW::step(double lr, double max_grad_norm) {
+at::Tensor ShardedAdamW::step(double lr, double max_grad_norm) {
   at::NoGradGuard no_grad;
   // 1. The global norm from every shard's squared norm; clip as torch's clip_grad_norm_ does.
   // (The shard's norm is reduced in fp32, as torch's clip_grad_norm_ does per tensor: a float64 copy
   // of a 7B model's shard would be 28 GiB on 2 GPUs.)
   at::Tensor sq = grad_shard_.norm().to(at::kDouble).square().reshape({1});
   comm_.all_reduce_sum(sq);
-  const double norm = std::sqrt(sq.item<double>());
-  if (max_grad_norm > 0) grad_shard_.mul_(std::min(1.0, max_grad_norm / (norm + 1e-6)));
+  const at::Tensor norm = sq.sqrt();
+  if (max_grad_norm > 0) grad_shard_.mul_(clip_coefficient(norm, max_grad_norm).to(at::kFloat));
 
   // 2. AdamW on this rank's shard.
   std::vector<AdamWSlot> slots;

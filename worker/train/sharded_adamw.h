@@ -72,7 +72,8 @@ class ShardedAdamW {
   void after_backward(bool last);
   // Clips and updates this rank's shard, gathers the updated parameters; returns the global grad
   // norm before clipping. Every rank must call it at the same step.
-  double step(double lr, double max_grad_norm);
+  // The norm is a one-element tensor on the shard's device, not read back (the host does not wait).
+  at::Tensor step(double lr, double max_grad_norm);
   // After the master shards were overwritten (resume): gathers them into every rank's parameters.
   void masters_changed();
   // The fp32 masters whole, on the CPU, by name (for export when the parameters are rounded copies).

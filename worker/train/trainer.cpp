@@ -30,19 +30,20 @@ at::Tensor predicted_tokens(const at::Tensor& labels) {
 }
 }  // namespace
 
-double clip_grad_norm(const std::vector<TrainableParameter>& params, double max_norm) {
+at::Tensor clip_coefficient(const at::Tensor& norm, double max_norm) {
+  return (max_norm / (norm + 1e-6)).clamp_max(1.0);
+}
+
+at::Tensor clip_grad_norm(const std::vector<TrainableParameter>& params, double max_norm) {
   at::NoGradGuard no_grad;
   std::vector<at::Tensor> grads;
   for (const auto& p : params) {
     if (p.tensor.grad().defined()) grads.push_back(p.tensor.grad());
   }
-  if (grads.empty()) return 0.0;
+  if (grads.empty()) return at::Tensor();
   // Multi-tensor kernels: a few launches for hundreds of gradients, as torch's clip_grad_norm_ on GPU.
-  const double total = at::stack(at::_foreach_norm(grads, 2, at::kFloat)).norm().item<double>();
-  if (max_norm > 0) {
-    const double coef = std::min(1.0, max_norm / (total + 1e-6));
-    at::_foreach_mul_(grads, coef);
-  }
+  at::Tensor total = at::stack(at::_foreach_norm(grads, 2, at::kFloat)).norm();
+  if (max_norm > 0) at::_foreach_mul_(grads, clip_coefficient(total, max_norm));
   return total;
 }
 
@@ -117,35 +118,35 @@ StepRecord Trainer::step(const std::vector<TrainBatch>& micro_batches) {
     loss_total = loss_total.defined() ? loss_total + part : part;
   }
   // Data parallelism: gradients were reduced during backward (DDP, ZeRO-1/2); the logged loss is the
-  // global one, summed where it is (on the GPU with NCCL: one host wait for the read). The ranks'
-  // save requests ride along as two flags (request >= 1, request >= 2), whose sums give the largest.
+  // global one, summed where it is (on the GPU with NCCL). The ranks' save requests ride along as two
+  // flags (request >= 1, request >= 2), whose sums give the largest.
   const int64_t request = options_.poll_request ? options_.poll_request() : 0;
-  double loss_sum = 0;
-  int64_t agreed = request;
+  at::Tensor sums = loss_total.reshape({1});
   if (options_.all_reduce_sum) {
     const auto opts = loss_total.options();
-    at::Tensor sums = at::cat({loss_total.reshape({1}), at::full({1}, request >= 1 ? 1.0 : 0.0, opts),
-                               at::full({1}, request >= 2 ? 1.0 : 0.0, opts)});
+    sums = at::cat({sums, at::full({1}, request >= 1 ? 1.0 : 0.0, opts), at::full({1}, request >= 2 ? 1.0 : 0.0, opts)});
     options_.all_reduce_sum(sums);
-    sums = sums.cpu();
-    const double* v = sums.data_ptr<double>();
-    loss_sum = v[0];
-    agreed = v[2] > 0 ? 2 : v[1] > 0 ? 1 : 0;
-  } else {
-    loss_sum = loss_total.item<double>();
   }
   if (options_.after_forward) options_.after_forward();
   StepRecord r;
   r.step = steps_done_ + 1;
   r.lr = options_.schedule.at(steps_done_);
-  r.request = agreed;
+  // The optimizer step is queued before anything is read back: the host waits once per step, at the
+  // end, and the GPU runs from the last backward into the update without a gap.
+  at::Tensor norm;
   if (options_.sharded_step) {
-    r.grad_norm = options_.sharded_step(r.lr, options_.max_grad_norm);
+    norm = options_.sharded_step(r.lr, options_.max_grad_norm);
   } else {
-    r.grad_norm = clip_grad_norm(trainable_, options_.max_grad_norm);
+    norm = clip_grad_norm(trainable_, options_.max_grad_norm);
     optimizer_->step(r.lr);
     optimizer_->zero_grad();
   }
+  if (!norm.defined()) norm = at::zeros({1}, sums.options());
+  const at::Tensor read = at::cat({sums, norm.reshape({1}).to(sums.scalar_type())}).cpu();
+  const double* v = read.data_ptr<double>();
+  const double loss_sum = v[0];
+  r.request = options_.all_reduce_sum ? (v[2] > 0 ? 2 : v[1] > 0 ? 1 : 0) : request;
+  r.grad_norm = v[read.numel() - 1];
   ++steps_done_;
   r.loss = loss_sum / static_cast<double>(step_tokens);
   r.tokens = real_tokens;

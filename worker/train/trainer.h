@@ -69,9 +69,10 @@ struct TrainerOptions {
   // (gradients_reduced_in_backward) or by ZeRO (sharded_step), so every rank applies the same global update.
   std::function<void(at::Tensor&)> all_reduce_sum;
   bool log_to_console = true;  // rank 0 logs; the others stay quiet
-  // ZeRO-1/2: when set, reduction, clipping and the update happen in this sharded step instead
-  // (worker/train/sharded_adamw.h); the trainer then keeps no optimizer state of its own.
-  std::function<double(double lr, double max_grad_norm)> sharded_step;
+  // ZeRO-1/2/3: when set, reduction, clipping and the update happen in this sharded step instead
+  // (worker/train/sharded_adamw.h); the trainer then keeps no optimizer state of its own. It returns
+  // the global gradient norm before clipping as a one-element tensor, not read back to the host yet.
+  std::function<at::Tensor(double lr, double max_grad_norm)> sharded_step;
   std::function<int64_t()> sharded_state_bytes;
   std::function<std::vector<std::pair<std::string, at::Tensor>>()> sharded_state_tensors;
   // ZeRO-3: called before a step's (or an evaluation's) first forward and after its last backward
@@ -128,7 +129,13 @@ class Trainer {
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 
-// Global L2 norm of the gradients, and scale them so it is at most max_norm (torch's clip_grad_norm_).
-double clip_grad_norm(const std::vector<TrainableParameter>& params, double max_norm);
+// Global L2 norm of the gradients, and scale them so it is at most max_norm, as torch's
+// clip_grad_norm_ does: the coefficient is computed and applied on the gradients' device, so the host
+// does not wait for backward to end before it queues the optimizer step. Returns the norm before
+// clipping, a 0-dim fp32 tensor on that device (undefined: no gradient), not read back yet.
+at::Tensor clip_grad_norm(const std::vector<TrainableParameter>& params, double max_norm);
+
+// min(1, max_norm / (norm + 1e-6)) on norm's device (torch's clip_grad_norm_'s clip_coef_clamped).
+at::Tensor clip_coefficient(const at::Tensor& norm, double max_norm);
 
 }  // namespace pdsd

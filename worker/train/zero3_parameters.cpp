@@ -214,7 +214,7 @@ void Zero3Parameters::release_outer() {
   release(outer);
 }
 
-double Zero3Parameters::step(double lr, double max_grad_norm) {
+at::Tensor Zero3Parameters::step(double lr, double max_grad_norm) {
   at::NoGradGuard no_grad;
   complete_reductions(0);
   at::Tensor sq = at::zeros({1}, at::TensorOptions().dtype(at::kDouble).device(options_.device));
@@ -222,12 +222,12 @@ double Zero3Parameters::step(double lr, double max_grad_norm) {
     if (u->trains) sq += u->grad.norm().to(at::kDouble).square();  // no float64 copy of the shard
   }
   comm_.all_reduce_sum(sq);
-  const double norm = std::sqrt(sq.item<double>());
-  const double coef = max_grad_norm > 0 ? std::min(1.0, max_grad_norm / (norm + 1e-6)) : 1.0;
+  const at::Tensor norm = sq.sqrt();
+  const at::Tensor coef = max_grad_norm > 0 ? clip_coefficient(norm, max_grad_norm).to(at::kFloat) : at::Tensor();
   std::vector<AdamWSlot> slots;
   for (auto& u : units_) {
     if (!u->trains) continue;
-    if (coef < 1.0) u->grad.mul_(coef);
+    if (coef.defined()) u->grad.mul_(coef);
     for (size_t k = 0; k < u->layout->pieces.size(); ++k) {
       const auto& p = u->layout->pieces[k];
       slots.push_back({u->master.narrow(0, p.shard_offset, p.length), u->grad.narrow(0, p.shard_offset, p.length),

@@ -64,7 +64,8 @@ class Zero3Parameters final : public LayerWeights {
   void release_outer();  // after the step's last backward (reduces its gradients first) or after eval
 
   // Clip by the global norm and update every trainable shard; returns the norm before clipping.
-  double step(double lr, double max_grad_norm);
+  // The norm is a one-element tensor on the device, not read back (the host does not wait).
+  at::Tensor step(double lr, double max_grad_norm);
 
   bool trains_anything() const;
   int64_t parameter_bytes() const;  // this rank's weights at rest: compute shards + fp32 master shards
