@@ -4,7 +4,9 @@
 host-bound step (a 0.5B model at 4 samples per micro-batch) varies from run to run by more than
 the effects measured. Scaling efficiency of a row is its median tokens/s per GPU over that of the
 same model, stage and method on fewer GPUs: against each of the two smallest GPU counts measured
-(e.g. "96.1% vs 1, 95.0% vs 2").
+(e.g. "96.1% vs 1, 95.0% vs 2"). With repeats, the median of the ratios of each repeat's two runs
+(measured one after the other) follows in brackets: a host that speeds up or slows down over the
+call then moves both runs of a pair alike.
 Usage: rows_table.py ROWS.jsonl"""
 import json
 import re
@@ -25,7 +27,8 @@ def figures(name):
         return None
     tps = [r["tokens_per_s_per_gpu"] for r in ok]
     firsts = [r["time_to_first_step_s"] for r in ok if r.get("time_to_first_step_s") is not None]
-    return {"world": ok[0]["world"], "tps": statistics.median(tps), "low": min(tps), "high": max(tps), "n": len(tps),
+    return {"world": ok[0]["world"], "tps": statistics.median(tps),
+            "by_repeat": {r.get("repeat", 1): r["tokens_per_s_per_gpu"] for r in ok}, "low": min(tps), "high": max(tps), "n": len(tps),
             "failed": len(rows[name]) - len(ok), "peak_gib": max(r["peak_gib"] for r in ok),
             "first": statistics.median(firsts) if firsts else None}
 
@@ -43,17 +46,20 @@ for n in order:
     same = {fig[b]["world"]: b for b in bases.get(key(n), [])}
     same.setdefault(fig[n]["world"], n)
     bases[key(n)] = sorted(same.values(), key=lambda b: fig[b]["world"])[:2]
-print(f"\n{'row':42} {'tok/s/GPU':>10} {'runs: low-high':>18} {'scaling':>22} {'peak GiB/GPU':>13} {'first step s':>13}")
+print(f"\n{'row':42} {'tok/s/GPU':>10} {'runs: low-high':>18} {'scaling (paired)':>24} {'peak GiB/GPU':>13} {'first step s':>13}")
 for n in order:
     f = fig[n]
     if f is None:
         print(f"{n:42} {'failed':>10}")
         continue
-    eff = ", ".join(f"{100 * f['tps'] / fig[b]['tps']:.1f}% vs {fig[b]['world']}"
-                    for b in bases[key(n)] if fig[b]["world"] < f["world"])
+    def ratio(b):
+        text = f"{100 * f['tps'] / fig[b]['tps']:.1f}% vs {fig[b]['world']}"
+        pairs = [f["by_repeat"][k] / fig[b]["by_repeat"][k] for k in f["by_repeat"] if k in fig[b]["by_repeat"]]
+        return text + (f" ({100 * statistics.median(pairs):.1f}%)" if len(pairs) > 1 else "")
+    eff = ", ".join(ratio(b) for b in bases[key(n)] if fig[b]["world"] < f["world"])
     spread = f"{f['n']}: {f['low']:.0f}-{f['high']:.0f}" if f["n"] > 1 else "1"
     if f["failed"]:
         spread += f" ({f['failed']} failed)"
     first = f["first"]
-    print(f"{n:42} {f['tps']:10.0f} {spread:>18} {eff:>22} {f['peak_gib']:13.1f} "
+    print(f"{n:42} {f['tps']:10.0f} {spread:>18} {eff:>24} {f['peak_gib']:13.1f} "
           f"{first if first is None else round(first, 1)!s:>13}")
