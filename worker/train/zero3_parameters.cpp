@@ -24,6 +24,7 @@ struct Zero3Parameters::Unit {
   std::vector<at::Tensor> steps;                   // AdamW step counter per piece
   at::Tensor full;                                 // [padded] while gathered
   std::vector<at::Tensor> leaves;                  // the weights handed to the model while gathered
+  at::Tensor flat_leaf;                            // a layer in backward: `full` as the one leaf the weights view
   bool gathered = false;
   at::Tensor prefetched;                           // [padded], being gathered ahead of use
   dist::PendingCollective prefetch;                // its all-gather
@@ -112,6 +113,26 @@ void Zero3Parameters::gather(Unit& unit, bool as_leaves) {
     comm_.all_gather(unit.full, source);
   }
   unit.leaves.clear();
+  if (as_leaves && &unit != units_[0].get()) {
+    // A layer about to be recomputed and backpropagated: the gathered flat buffer is the one leaf,
+    // and the weights are views of it made with autograd on (as FSDP's flat parameter). Backward's
+    // split node then concatenates the weights' gradients into one flat gradient, padding included,
+    // which is the reduce-scatter's input as it is: one accumulation per layer, not one per weight
+    // plus a copy of each into a flat buffer (host operators are what a small model's step costs).
+    at::AutoGradMode enable(true);
+    unit.flat_leaf = unit.full.detach().requires_grad_(true);
+    std::vector<int64_t> sizes;
+    for (const auto& shape : unit.shapes) sizes.push_back(c10::multiply_integers(shape));
+    if (layout.padded > layout.total) sizes.push_back(layout.padded - layout.total);
+    std::vector<at::Tensor> pieces = unit.flat_leaf.split_with_sizes(sizes);
+    for (size_t i = 0; i < unit.names.size(); ++i) {
+      at::Tensor w = pieces[i].view(unit.shapes[i]);
+      model_.parameters()[unit.names[i]] = w;
+      unit.leaves.push_back(w);
+    }
+    unit.gathered = true;
+    return;
+  }
   for (size_t i = 0; i < unit.names.size(); ++i) {
     at::Tensor w = unit.full.narrow(0, layout.offsets[i], c10::multiply_integers(unit.shapes[i])).view(unit.shapes[i]);
     if (as_leaves) w = w.detach().requires_grad_(true);
@@ -133,6 +154,7 @@ void Zero3Parameters::prefetch_layer(int64_t layer) {
 void Zero3Parameters::release(Unit& unit) {
   for (const auto& name : unit.names) model_.parameters()[name] = at::Tensor();
   unit.leaves.clear();
+  unit.flat_leaf = at::Tensor();
   unit.full = at::Tensor();
   unit.gathered = false;
 }
@@ -142,6 +164,13 @@ void Zero3Parameters::reduce_gradients(Unit& unit) {
   const FlatShardLayout& layout = *unit.layout;
   at::ScalarType dtype = options_.reduce_dtype.value_or(unit.leaves.front().scalar_type());
   const auto options = unit.grad.options().dtype(dtype);
+  if (unit.flat_leaf.defined()) {  // a layer: its gradient is already flat and padded (see gather)
+    const at::Tensor& g = unit.flat_leaf.grad();
+    Reduction r{&unit, g.defined() ? g.to(dtype) : at::zeros({layout.padded}, options), at::empty({layout.shard}, options), {}};
+    unit.flat_leaf.mutable_grad() = at::Tensor();
+    issue_reduction(std::move(r));
+    return;
+  }
   std::vector<at::Tensor> parts;
   for (const auto& leaf : unit.leaves) {
     parts.push_back(leaf.grad().defined() ? leaf.grad().reshape({-1}).to(dtype) : at::zeros({leaf.numel()}, options));
@@ -150,6 +179,10 @@ void Zero3Parameters::reduce_gradients(Unit& unit) {
   Reduction r{&unit, at::cat(parts), at::empty({layout.shard}, options), {}};
   parts.clear();
   for (auto& leaf : unit.leaves) leaf.mutable_grad() = at::Tensor();
+  issue_reduction(std::move(r));
+}
+
+void Zero3Parameters::issue_reduction(Reduction r) {
   if (comm_.reduce_scatter_async) {
     r.pending = comm_.reduce_scatter_async(r.reduced, r.flat);
   } else {

@@ -100,6 +100,12 @@ class Zero3Parameters final : public LayerWeights {
   static constexpr int64_t kPrefetchLayers = 2;
   void release(Unit& unit);
   void reduce_gradients(Unit& unit);
+  struct Reduction {
+    Unit* unit;
+    at::Tensor flat, reduced;  // the flat gradient (kept alive until reduced) and this rank's part
+    dist::PendingCollective pending;
+  };
+  void issue_reduction(Reduction r);
   // Sums finished reduce-scatters into their units' gradient shards, oldest first, until at most
   // `keep` are still in flight.
   void complete_reductions(size_t keep);
@@ -108,11 +114,6 @@ class Zero3Parameters final : public LayerWeights {
   ShardComm comm_;
   Zero3Options options_;
   std::vector<std::unique_ptr<Unit>> units_;  // [0] outer, [1 + i] layer i
-  struct Reduction {
-    Unit* unit;
-    at::Tensor flat, reduced;
-    dist::PendingCollective pending;
-  };
   std::deque<Reduction> reducing_;
 };
 
