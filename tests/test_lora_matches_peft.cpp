@@ -7,6 +7,7 @@
 
 #include <filesystem>
 
+#include "common/error.h"
 #include "tests/support/reference_tensors.h"
 #include "worker/model/causal_lm.h"
 #include "worker/model_weights.h"
@@ -85,6 +86,60 @@ TEST(LoraMatchesPeft, TenStepsOfAdamW) {
   EXPECT_GT((model.lora().begin()->second.b).abs().max().item<double>(), 0.0) << "the adapters did not train";
   std::printf("LoRA vs PEFT over %ld steps: max relative error loss %.2e, final adapter weights %.2e\n",
               static_cast<long>(steps), worst_loss, worst_weight);
+  fs::remove_all(dir);
+}
+
+// The trainer casts the fp32 adapters to the compute dtype once per optimizer step and every
+// micro-batch uses those casts: the adapters' gradients must equal a cast at each use, bit for bit
+// (bf16 compute, two micro-batches accumulated, the same model and batches as above).
+TEST(LoraCastOncePerStep, SameGradientsAsACastAtEachUse) {
+  fs::path dir = fs::temp_directory_path() / ("pdsd-test-lora-cast-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  auto r = testing::run_reference_script("lora_peft_reference.py", dir.string());
+  ASSERT_EQ(r.exit_code, 0) << "reference script failed:\n" << r.output;
+  auto ref = testing::read_reference_tensors((dir / "reference.safetensors").string());
+  std::string model_dir = (dir / "model").string();
+  ModelConfig config = read_model_config(model_dir);
+  ModelWeights weights = load_model_weights(model_dir, config);
+  std::map<std::string, at::Tensor> params;
+  for (const auto& [name, t] : weights.tensors) params[name] = t.to(at::kBFloat16).clone();
+  CausalLM model(config, params, at::kBFloat16);
+  model.set_training(true);
+  LoraSettings settings{.rank = 4, .alpha = 8, .dropout = 0.0, .targets = {"q_proj", "v_proj"}};
+  model.lora() = make_lora_adapters(config, settings, /*seed=*/0);
+  for (auto& [module, adapter] : model.lora()) {
+    adapter.a = ref.at("init." + module + ".a").clone().requires_grad_(true);
+    // B starts at zero in training; nonzero here so that A gets a gradient too.
+    const at::Tensor& b = ref.at("init." + module + ".b");
+    adapter.b = at::linspace(-0.05, 0.05, b.numel(), at::kFloat).view(b.sizes()).requires_grad_(true);
+  }
+  auto gradients = [&](bool cast_once) {
+    if (cast_once) model.cast_lora_for_step();
+    for (int m = 0; m < 2; ++m) {
+      std::string key = "batch.0." + std::to_string(m) + ".";
+      TokenBatch tokens;
+      tokens.input_ids = ref.at(key + "input_ids");
+      tokens.position_ids = at::arange(tokens.input_ids.size(1), at::kLong).expand_as(tokens.input_ids).contiguous();
+      model.logits(tokens).square().mean().backward();
+    }
+    model.drop_lora_casts();
+    std::map<std::string, at::Tensor> out;
+    for (auto& [module, adapter] : model.lora()) {
+      if (!adapter.a.grad().defined() || !adapter.b.grad().defined()) throw Error(module + ": an adapter got no gradient");
+      out[module + ".a"] = adapter.a.grad().clone();
+      out[module + ".b"] = adapter.b.grad().clone();
+      adapter.a.mutable_grad() = at::Tensor();
+      adapter.b.mutable_grad() = at::Tensor();
+    }
+    return out;
+  };
+  auto each_use = gradients(false);
+  auto once = gradients(true);
+  ASSERT_EQ(each_use.size(), once.size());
+  for (const auto& [name, g] : each_use) {
+    EXPECT_GT(g.abs().max().item<double>(), 0.0) << name << " got no gradient";
+    EXPECT_TRUE(at::equal(g, once.at(name))) << name << ": max difference " << (g - once.at(name)).abs().max().item<double>();
+  }
   fs::remove_all(dir);
 }
 

@@ -68,7 +68,23 @@ const at::Tensor& CausalLM::lm_head_weight() const {
 
 at::Tensor CausalLM::lora_delta(const at::Tensor& x, const LoraAdapter& adapter) const {
   at::Tensor input = training_ && adapter.dropout > 0 ? at::dropout(x, adapter.dropout, true) : x;
-  return at::linear(at::linear(input, adapter.a.to(compute_dtype_)), adapter.b.to(compute_dtype_));
+  const at::Tensor a = adapter.a_cast.defined() ? adapter.a_cast : adapter.a.to(compute_dtype_);
+  const at::Tensor b = adapter.b_cast.defined() ? adapter.b_cast : adapter.b.to(compute_dtype_);
+  return at::linear(at::linear(input, a), b);
+}
+
+void CausalLM::cast_lora_for_step() {
+  for (auto& [module, adapter] : lora_) {
+    adapter.a_cast = adapter.a.to(compute_dtype_);
+    adapter.b_cast = adapter.b.to(compute_dtype_);
+  }
+}
+
+void CausalLM::drop_lora_casts() {
+  for (auto& [module, adapter] : lora_) {
+    adapter.a_cast = at::Tensor();
+    adapter.b_cast = at::Tensor();
+  }
 }
 
 at::Tensor CausalLM::linear(const at::Tensor& x, const std::string& module) const {

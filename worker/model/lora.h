@@ -19,6 +19,9 @@ struct LoraAdapter {
   at::Tensor b;  // [out, r]
   double scale = 1.0;
   double dropout = 0.0;
+  // a and b in the compute dtype, cast once for a whole optimizer step (CausalLM::cast_lora_for_step)
+  // and used by every micro-batch; undefined: cast at each use.
+  at::Tensor a_cast, b_cast;
 };
 
 // module name (e.g. "model.layers.3.self_attn.q_proj") → adapter

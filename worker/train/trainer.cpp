@@ -104,6 +104,7 @@ StepRecord Trainer::step(const std::vector<TrainBatch>& micro_batches) {
   }
   PDSD_CHECK(step_tokens > 0, "optimizer step ", steps_done_ + 1, " has no token with a label (all -100)");
   model_.set_training(true);
+  model_.cast_lora_for_step();
   at::Tensor loss_total;  // the step's loss sum, accumulated in float64 where the loss is
   if (options_.before_forward) options_.before_forward();
   for (size_t i = 0; i < micro_batches.size(); ++i) {
@@ -117,6 +118,7 @@ StepRecord Trainer::step(const std::vector<TrainBatch>& micro_batches) {
     at::Tensor part = loss.sum.detach().to(at::kDouble);
     loss_total = loss_total.defined() ? loss_total + part : part;
   }
+  model_.drop_lora_casts();
   // Data parallelism: gradients were reduced during backward (DDP, ZeRO-1/2); the logged loss is the
   // global one, summed where it is (on the GPU with NCCL). The ranks' save requests ride along as two
   // flags (request >= 1, request >= 2), whose sums give the largest.
