@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <memory>
 
 #include "common/error.h"
 #include "tests/support/reference_tensors.h"
@@ -18,19 +19,45 @@ namespace fs = std::filesystem;
 namespace pdsd {
 namespace {
 
-TEST(LoraMatchesPeft, TenStepsOfAdamW) {
-  fs::path dir = fs::temp_directory_path() / ("pdsd-test-lora-peft-" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  auto r = testing::run_reference_script("lora_peft_reference.py", dir.string());
-  ASSERT_EQ(r.exit_code, 0) << "reference script failed:\n" << r.output;
-  auto ref = testing::read_reference_tensors((dir / "reference.safetensors").string());
+// The reference run (tests/peer/lora_peft_reference.py) in a temporary directory, removed after:
+// its tensors (initial adapters, batches, losses, final adapters) and its model.
+struct PeftReference {
+  fs::path dir;
+  std::map<std::string, at::Tensor> ref;
+  ModelConfig config;
+  std::map<std::string, at::Tensor> base;  // the model's weights as written (the frozen base)
+  ~PeftReference() { fs::remove_all(dir); }
+};
 
-  std::string model_dir = (dir / "model").string();
-  ModelConfig config = read_model_config(model_dir);
-  ModelWeights weights = load_model_weights(model_dir, config);
-  std::map<std::string, at::Tensor> params;
-  for (const auto& [name, t] : weights.tensors) params[name] = t.to(at::kFloat).clone();  // frozen base
-  CausalLM model(config, params);
+std::unique_ptr<PeftReference> run_peft_reference(const std::string& tag) {
+  auto peft = std::make_unique<PeftReference>();
+  peft->dir = fs::temp_directory_path() / ("pdsd-test-" + tag + "-" + std::to_string(::getpid()));
+  fs::create_directories(peft->dir);
+  auto r = testing::run_reference_script("lora_peft_reference.py", peft->dir.string());
+  if (r.exit_code != 0) {
+    ADD_FAILURE() << "reference script failed:\n" << r.output;
+    return nullptr;
+  }
+  peft->ref = testing::read_reference_tensors((peft->dir / "reference.safetensors").string());
+  const std::string model_dir = (peft->dir / "model").string();
+  peft->config = read_model_config(model_dir);
+  ModelWeights weights = load_model_weights(model_dir, peft->config);
+  for (const auto& [name, t] : weights.tensors) peft->base[name] = t.clone();
+  return peft;
+}
+
+std::map<std::string, at::Tensor> weights_in(const std::map<std::string, at::Tensor>& base, at::ScalarType dtype) {
+  std::map<std::string, at::Tensor> out;
+  for (const auto& [name, t] : base) out[name] = t.to(dtype).clone();
+  return out;
+}
+
+TEST(LoraMatchesPeft, TenStepsOfAdamW) {
+  auto peft = run_peft_reference("lora-peft");
+  ASSERT_TRUE(peft);
+  const auto& ref = peft->ref;
+  const ModelConfig& config = peft->config;
+  CausalLM model(config, weights_in(peft->base, at::kFloat));
 
   LoraSettings settings{.rank = 4, .alpha = 8, .dropout = 0.0, .targets = {"q_proj", "v_proj"}};
   model.lora() = make_lora_adapters(config, settings, /*seed=*/0);
@@ -86,24 +113,17 @@ TEST(LoraMatchesPeft, TenStepsOfAdamW) {
   EXPECT_GT((model.lora().begin()->second.b).abs().max().item<double>(), 0.0) << "the adapters did not train";
   std::printf("LoRA vs PEFT over %ld steps: max relative error loss %.2e, final adapter weights %.2e\n",
               static_cast<long>(steps), worst_loss, worst_weight);
-  fs::remove_all(dir);
 }
 
 // The trainer casts the fp32 adapters to the compute dtype once per optimizer step and every
 // micro-batch uses those casts: the adapters' gradients must equal a cast at each use, bit for bit
 // (bf16 compute, two micro-batches accumulated, the same model and batches as above).
 TEST(LoraCastOncePerStep, SameGradientsAsACastAtEachUse) {
-  fs::path dir = fs::temp_directory_path() / ("pdsd-test-lora-cast-" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  auto r = testing::run_reference_script("lora_peft_reference.py", dir.string());
-  ASSERT_EQ(r.exit_code, 0) << "reference script failed:\n" << r.output;
-  auto ref = testing::read_reference_tensors((dir / "reference.safetensors").string());
-  std::string model_dir = (dir / "model").string();
-  ModelConfig config = read_model_config(model_dir);
-  ModelWeights weights = load_model_weights(model_dir, config);
-  std::map<std::string, at::Tensor> params;
-  for (const auto& [name, t] : weights.tensors) params[name] = t.to(at::kBFloat16).clone();
-  CausalLM model(config, params, at::kBFloat16);
+  auto peft = run_peft_reference("lora-cast");
+  ASSERT_TRUE(peft);
+  const auto& ref = peft->ref;
+  const ModelConfig& config = peft->config;
+  CausalLM model(config, weights_in(peft->base, at::kBFloat16), at::kBFloat16);
   model.set_training(true);
   LoraSettings settings{.rank = 4, .alpha = 8, .dropout = 0.0, .targets = {"q_proj", "v_proj"}};
   model.lora() = make_lora_adapters(config, settings, /*seed=*/0);
@@ -140,7 +160,6 @@ TEST(LoraCastOncePerStep, SameGradientsAsACastAtEachUse) {
     EXPECT_GT(g.abs().max().item<double>(), 0.0) << name << " got no gradient";
     EXPECT_TRUE(at::equal(g, once.at(name))) << name << ": max difference " << (g - once.at(name)).abs().max().item<double>();
   }
-  fs::remove_all(dir);
 }
 
 }  // namespace
