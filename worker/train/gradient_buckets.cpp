@@ -85,20 +85,26 @@ void GradientBuckets::issue_ready_buckets() {
   }
 }
 
-void GradientBuckets::issue(size_t b) {
+at::Tensor flat_gradients(const std::vector<at::Tensor>& weights, int64_t padded, at::ScalarType dtype) {
   at::NoGradGuard no_grad;
-  const Bucket& bucket = buckets_[b];
-  const auto options = params_[bucket.params.front()].tensor.options().dtype(bucket.dtype);
-  // One concatenation (one kernel on GPU) rather than a copy per parameter.
+  const auto options = weights.front().options().dtype(dtype);
   std::vector<at::Tensor> parts;
-  parts.reserve(bucket.params.size() + 1);
-  for (size_t k : bucket.params) {
-    at::Tensor& t = params_[k].tensor;
-    parts.push_back(t.grad().defined() ? t.grad().reshape({-1}).to(bucket.dtype) : at::zeros({t.numel()}, options));
+  parts.reserve(weights.size() + 1);
+  int64_t numel = 0;
+  for (const auto& w : weights) {
+    parts.push_back(w.grad().defined() ? w.grad().reshape({-1}).to(dtype) : at::zeros({w.numel()}, options));
+    numel += w.numel();
   }
-  if (bucket.padded > bucket.numel) parts.push_back(at::zeros({bucket.padded - bucket.numel}, options));
-  at::Tensor flat = at::cat(parts);
-  parts.clear();
+  if (padded > numel) parts.push_back(at::zeros({padded - numel}, options));
+  return at::cat(parts);
+}
+
+void GradientBuckets::issue(size_t b) {
+  const Bucket& bucket = buckets_[b];
+  std::vector<at::Tensor> weights;
+  weights.reserve(bucket.params.size());
+  for (size_t k : bucket.params) weights.push_back(params_[k].tensor);
+  at::Tensor flat = flat_gradients(weights, bucket.padded, bucket.dtype);
   if (handlers_.free_gradients_on_issue) {
     for (size_t k : bucket.params) params_[k].tensor.mutable_grad() = at::Tensor();
   }

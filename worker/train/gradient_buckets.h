@@ -27,6 +27,11 @@
 
 namespace pdsd {
 
+// The gradients of `weights`, one after another, flat, in `dtype` and zero-padded to `padded`
+// elements, as one concatenation (one kernel on GPU) rather than a copy per weight. A weight without
+// a gradient contributes zeros. What a bucket (below) or a ZeRO-3 unit reduces.
+at::Tensor flat_gradients(const std::vector<at::Tensor>& weights, int64_t padded, at::ScalarType dtype);
+
 class GradientBuckets {
  public:
   struct Handlers {

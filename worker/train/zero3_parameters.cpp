@@ -9,6 +9,7 @@
 #include "common/error.h"
 #include "worker/model/checkpointed_layer.h"
 #include "worker/train/flat_shard.h"
+#include "worker/train/gradient_buckets.h"
 
 namespace pdsd {
 
@@ -125,20 +126,14 @@ void Zero3Parameters::gather(Unit& unit, bool as_leaves) {
     for (const auto& shape : unit.shapes) sizes.push_back(c10::multiply_integers(shape));
     if (layout.padded > layout.total) sizes.push_back(layout.padded - layout.total);
     std::vector<at::Tensor> pieces = unit.flat_leaf.split_with_sizes(sizes);
+    for (size_t i = 0; i < unit.names.size(); ++i) unit.leaves.push_back(pieces[i].view(unit.shapes[i]));
+  } else {
     for (size_t i = 0; i < unit.names.size(); ++i) {
-      at::Tensor w = pieces[i].view(unit.shapes[i]);
-      model_.parameters()[unit.names[i]] = w;
-      unit.leaves.push_back(w);
+      at::Tensor w = unit.full.narrow(0, layout.offsets[i], c10::multiply_integers(unit.shapes[i])).view(unit.shapes[i]);
+      unit.leaves.push_back(as_leaves ? w.detach().requires_grad_(true) : w);
     }
-    unit.gathered = true;
-    return;
   }
-  for (size_t i = 0; i < unit.names.size(); ++i) {
-    at::Tensor w = unit.full.narrow(0, layout.offsets[i], c10::multiply_integers(unit.shapes[i])).view(unit.shapes[i]);
-    if (as_leaves) w = w.detach().requires_grad_(true);
-    model_.parameters()[unit.names[i]] = w;
-    unit.leaves.push_back(w);
-  }
+  for (size_t i = 0; i < unit.names.size(); ++i) model_.parameters()[unit.names[i]] = unit.leaves[i];
   unit.gathered = true;
 }
 
@@ -171,13 +166,7 @@ void Zero3Parameters::reduce_gradients(Unit& unit) {
     issue_reduction(std::move(r));
     return;
   }
-  std::vector<at::Tensor> parts;
-  for (const auto& leaf : unit.leaves) {
-    parts.push_back(leaf.grad().defined() ? leaf.grad().reshape({-1}).to(dtype) : at::zeros({leaf.numel()}, options));
-  }
-  if (layout.padded > layout.total) parts.push_back(at::zeros({layout.padded - layout.total}, options));
-  Reduction r{&unit, at::cat(parts), at::empty({layout.shard}, options), {}};
-  parts.clear();
+  Reduction r{&unit, flat_gradients(unit.leaves, layout.padded, dtype), at::empty({layout.shard}, options), {}};
   for (auto& leaf : unit.leaves) leaf.mutable_grad() = at::Tensor();
   issue_reduction(std::move(r));
 }
