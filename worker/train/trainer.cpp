@@ -1,6 +1,7 @@
 #include "worker/train/trainer.h"
 
 #include <ATen/core/grad_mode.h>
+#include <c10/core/impl/VirtualGuardImpl.h>
 
 #include <cmath>
 #include <fstream>
@@ -73,9 +74,10 @@ LossSum Trainer::loss_of(const at::Tensor& hidden, const TrainBatch& batch, bool
   return causal_lm_loss(hidden, model_.lm_head_weight(), batch.labels, options_.loss_chunk_tokens, count_tokens);
 }
 
-StepRecord Trainer::step(const std::vector<TrainBatch>& micro_batches) {
+Trainer::QueuedStep Trainer::queue_step(const std::vector<TrainBatch>& micro_batches) {
   PDSD_CHECK(!micro_batches.empty(), "an optimizer step needs at least one micro-batch");
-  auto t0 = std::chrono::steady_clock::now();
+  QueuedStep q;
+  q.paced_from = std::chrono::steady_clock::now();
   // Normalise by the step's total predicted tokens so accumulating micro-batches equals one batch.
   // Batches that list their loss positions (BatchPlan's do) need no read-back from the GPU; others
   // cost one, before any forward. With data parallelism the count over all ranks normalises every
@@ -122,41 +124,61 @@ StepRecord Trainer::step(const std::vector<TrainBatch>& micro_batches) {
   // Data parallelism: gradients were reduced during backward (DDP, ZeRO-1/2); the logged loss is the
   // global one, summed where it is (on the GPU with NCCL). The ranks' save requests ride along as two
   // flags (request >= 1, request >= 2), whose sums give the largest.
-  const int64_t request = options_.poll_request ? options_.poll_request() : 0;
+  q.own_request = options_.poll_request ? options_.poll_request() : 0;
   at::Tensor sums = loss_total.reshape({1});
   if (options_.all_reduce_sum) {
     const auto opts = loss_total.options();
-    sums = at::cat({sums, at::full({1}, request >= 1 ? 1.0 : 0.0, opts), at::full({1}, request >= 2 ? 1.0 : 0.0, opts)});
+    sums = at::cat({sums, at::full({1}, q.own_request >= 1 ? 1.0 : 0.0, opts),
+                    at::full({1}, q.own_request >= 2 ? 1.0 : 0.0, opts)});
     options_.all_reduce_sum(sums);
   }
   if (options_.after_forward) options_.after_forward();
-  StepRecord r;
-  r.step = steps_done_ + 1;
-  r.lr = options_.schedule.at(steps_done_);
-  // The optimizer step is queued before anything is read back: the host waits once per step, at the
-  // end, and the GPU runs from the last backward into the update without a gap.
+  q.record.step = steps_done_ + 1;
+  q.record.lr = options_.schedule.at(steps_done_);
+  q.record.tokens = real_tokens;
+  q.step_tokens = step_tokens;
+  // The optimizer step is queued before anything is read back, and the read-back itself is a copy
+  // queued behind it: the host waits only when finish_step asks for the figures.
   at::Tensor norm;
   if (options_.sharded_step) {
-    norm = options_.sharded_step(r.lr, options_.max_grad_norm);
+    norm = options_.sharded_step(q.record.lr, options_.max_grad_norm);
   } else {
     norm = clip_grad_norm(trainable_, options_.max_grad_norm);
-    optimizer_->step(r.lr);
+    optimizer_->step(q.record.lr);
     optimizer_->zero_grad();
   }
   if (!norm.defined()) norm = at::zeros({1}, sums.options());
-  const at::Tensor read = at::cat({sums, norm.reshape({1}).to(sums.scalar_type())}).cpu();
-  const double* v = read.data_ptr<double>();
-  const double loss_sum = v[0];
-  r.request = options_.all_reduce_sum ? (v[2] > 0 ? 2 : v[1] > 0 ? 1 : 0) : request;
-  r.grad_norm = v[read.numel() - 1];
+  const at::Tensor figures = at::cat({sums, norm.reshape({1}).to(sums.scalar_type())});
+  if (figures.is_cpu()) {
+    q.figures = figures;
+  } else {
+    q.figures = at::empty(figures.sizes(), figures.options().device(at::kCPU).pinned_memory(true));
+    q.figures.copy_(figures, /*non_blocking=*/true);
+    const c10::impl::VirtualGuardImpl device(figures.device().type());
+    q.copied.emplace(figures.device().type());
+    q.copied->record(device.getStream(figures.device()));
+  }
   ++steps_done_;
-  r.loss = loss_sum / static_cast<double>(step_tokens);
-  r.tokens = real_tokens;
+  return q;
+}
+
+StepRecord Trainer::finish_step(QueuedStep& q) {
+  if (q.copied) q.copied->synchronize();
+  StepRecord r = q.record;
+  const double* v = q.figures.data_ptr<double>();
+  r.request = options_.all_reduce_sum ? (v[2] > 0 ? 2 : v[1] > 0 ? 1 : 0) : q.own_request;
+  r.grad_norm = v[q.figures.numel() - 1];
+  r.loss = v[0] / static_cast<double>(q.step_tokens);
   auto now = std::chrono::steady_clock::now();
-  r.tokens_per_s = static_cast<double>(real_tokens) / std::max(1e-9, std::chrono::duration<double>(now - t0).count());
+  r.tokens_per_s = static_cast<double>(r.tokens) / std::max(1e-9, std::chrono::duration<double>(now - q.paced_from).count());
   r.elapsed_s = std::chrono::duration<double>(now - started_).count();
   if (!std::isfinite(r.loss)) throw Error(str("loss is ", r.loss, " at step ", r.step, ": training diverged"));
   return r;
+}
+
+StepRecord Trainer::step(const std::vector<TrainBatch>& micro_batches) {
+  QueuedStep q = queue_step(micro_batches);
+  return finish_step(q);
 }
 
 std::vector<StepRecord> Trainer::train(int64_t total_steps,
@@ -167,9 +189,23 @@ std::vector<StepRecord> Trainer::train(int64_t total_steps,
     PDSD_CHECK(log_file.good(), "cannot write ", options_.log_path);
   }
   std::vector<StepRecord> records;
-  while (steps_done_ < total_steps) {
-    if (options_.on_step_begin) options_.on_step_begin(steps_done_ + 1);
-    StepRecord r = step(batches(steps_done_));
+  // Each step's time runs from the end of the one before (batch building, logging and all), so
+  // tokens/s is the pipeline's pace, not one step's time from its first launch.
+  auto pace = std::chrono::steady_clock::now();
+  int64_t deferred_request = 0;  // read back with a step that had the next one queued behind it
+  bool stop = false;
+  auto handle = [&](QueuedStep& q, bool settled) {
+    q.paced_from = pace;
+    StepRecord r = finish_step(q);
+    pace = std::chrono::steady_clock::now();
+    // A request is acted on only at a settled step: there the state is that step's own.
+    if (settled) {
+      r.request = std::max(r.request, deferred_request);
+      deferred_request = 0;
+    } else {
+      deferred_request = std::max(deferred_request, r.request);
+      r.request = 0;
+    }
     records.push_back(r);
     if (options_.on_step_end) options_.on_step_end(r);
     if (options_.on_progress) options_.on_progress(r.step, r.loss, r.tokens_per_s);
@@ -180,7 +216,21 @@ std::vector<StepRecord> Trainer::train(int64_t total_steps,
       if (options_.log_to_console) log::info("step ", r.step, "/", total_steps, " | loss ", r.loss, " | lr ", r.lr, " | grad norm ", r.grad_norm,
                 " | ", static_cast<int64_t>(r.tokens_per_s), " tokens/s");
     }
-    if (options_.should_stop && options_.should_stop()) break;
+    if (options_.should_stop && options_.should_stop()) stop = true;
+  };
+  std::optional<QueuedStep> in_flight;
+  while (steps_done_ < total_steps && !stop) {
+    if (options_.on_step_begin) options_.on_step_begin(steps_done_ + 1);
+    QueuedStep q = queue_step(batches(steps_done_));
+    if (in_flight) {
+      handle(*in_flight, /*settled=*/false);
+      in_flight.reset();
+    }
+    const int64_t step = q.record.step;
+    const bool settle = step == total_steps || deferred_request > 0 || stop ||
+                        (options_.settle_after && options_.settle_after(step));
+    if (settle) handle(q, /*settled=*/true);
+    else in_flight.emplace(std::move(q));
   }
   return records;
 }

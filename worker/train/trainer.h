@@ -5,15 +5,27 @@
 // (DDP's gradient buckets finish there; a ZeRO step reduces, clips and updates its shard) without
 // changing this shape.
 //
+// Steps are pipelined one deep: train() queues step s + 1 on the device before it reads back step s's
+// loss and norm, so the GPU goes from one step's update into the next step's forward without waiting
+// for the host to learn the last step's figures and build the next one's batches (a small model's
+// step otherwise drains the GPU at every boundary). A step whose on_step_end reads the state (a
+// scheduled checkpoint: TrainerOptions::settle_after), the last one, and a step with a save request
+// are settled: nothing is queued after them until they end. A save request polled during step s is
+// read back with s, after s + 1 was queued: it rides on s + 1's record, which is then settled, so the
+// ranks still agree on the step and the checkpoint holds exactly that step's state.
+//
 //   Trainer trainer(model, trainable, options);
 //   trainer.train(total_steps, [&](int64_t step) { return loader.micro_batches(step); });
 #pragma once
 
 #include <ATen/ATen.h>
 
+#include <c10/core/Event.h>
+
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -96,8 +108,13 @@ struct TrainerOptions {
   std::function<int64_t()> poll_request;
   // Called on every rank after every optimizer step with its record's figures (progress reports).
   std::function<void(int64_t step, double loss, double tokens_per_s)> on_progress;
-  // Asked after on_step_end (and the step's log line): true ends train() early (a stop signal).
+  // Asked after on_step_end (and the step's log line): true ends train() early (a stop signal), after
+  // the step in flight, if any.
   std::function<bool()> should_stop;
+  // Asked with a step's number when it is queued: true when on_step_end of that step reads the model
+  // or optimizer state (a scheduled checkpoint), so the next step must not be queued before this one
+  // has ended and been handled. Unset: only the steps train() settles anyway (see the top).
+  std::function<bool(int64_t step)> settle_after;
 };
 
 
@@ -105,7 +122,9 @@ class Trainer {
  public:
   Trainer(CausalLM& model, std::vector<TrainableParameter> trainable, TrainerOptions options);
 
+  // One optimizer step, settled: the host waits for its figures before returning.
   StepRecord step(const std::vector<TrainBatch>& micro_batches);
+  // Steps up to total_steps, pipelined one deep (see the top); on_step_end sees every step in order.
   std::vector<StepRecord> train(int64_t total_steps, const std::function<std::vector<TrainBatch>(int64_t)>& batches);
 
   // Mean loss over batches without updating anything (eval / val_size split).
@@ -120,6 +139,20 @@ class Trainer {
 
  private:
   LossSum loss_of(const at::Tensor& hidden, const TrainBatch& batch, bool count_tokens) const;
+
+  // A step on its way: everything is queued on the device, up to the copy of its figures (loss sums,
+  // save flags, gradient norm) into pinned host memory, which `copied` marks.
+  struct QueuedStep {
+    StepRecord record;         // step, lr and tokens known when queued; the rest when finished
+    int64_t step_tokens = 0;   // labelled positions over all ranks: the loss's divisor
+    int64_t own_request = 0;   // this rank's poll (the answer without data parallelism)
+    at::Tensor figures;        // host copy: [loss sum, (flag >= 1, flag >= 2,) norm]
+    std::optional<c10::Event> copied;
+    std::chrono::steady_clock::time_point paced_from;  // the step's time runs from here to its end
+  };
+  QueuedStep queue_step(const std::vector<TrainBatch>& micro_batches);
+  // Waits for the copy and fills in the record (loss, norm, the ranks' largest request, tokens/s).
+  StepRecord finish_step(QueuedStep& queued);
 
   CausalLM& model_;
   std::vector<TrainableParameter> trainable_;

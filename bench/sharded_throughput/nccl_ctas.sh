@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The same sharded rows with NCCL's SM share varied: every CTA an all-gather or reduce-scatter holds
+# is an SM the overlapping GEMMs lack, and under ZeRO-3 a 7B step spends a third of its time with a
+# gather in flight. Each variant is a set of NCCL environment variables (NCCL_MAX_CTAS,
+# NCCL_MIN_CTAS: they cap the communicator's channels) applied to the 2-GPU runs; the 1-GPU runs have
+# no collectives and are measured once. Prints one table per variant (bench/lib/rows_table.py).
+# Usage (GPU machine, after scripts/gpu_suite.sh built build-gpu/):
+#   VARIANTS="default NCCL_MAX_CTAS=8" bench/sharded_throughput/nccl_ctas.sh OUT STEPS MODEL:STAGE:METHOD[:MICRO_BATCH] ...
+# MODEL is qwen2.5-0.5b-shape or qwen2.5-7b-shape (written here when missing).
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+out=$1 steps=$2
+shift 2
+data=$out/data
+mkdir -p "$out"
+# shellcheck source=../lib/sharded_rows.sh
+source "$repo/bench/lib/sharded_rows.sh"
+[ -f "$out/data/dataset_info.json" ] && [ -d "$out/qwen2.5-0.5b-shape" ] || \
+  python3 "$repo/bench/sft_throughput/make_model_and_data.py" "$out" 2000 > "$out/make.log" 2>&1
+[[ " $* " == *qwen2.5-7b-shape* ]] && [ ! -d "$out/qwen2.5-7b-shape" ] && \
+  python3 "$repo/bench/sharded_throughput/make_shape.py" "$out/qwen2.5-7b-shape" 7b >> "$out/make.log" 2>&1
+
+one_gpu=$out/ctas-1gpu.jsonl
+for spec in "$@"; do
+  IFS=: read -r model stage method bs <<< "$spec"
+  rows=$one_gpu MICRO_BATCH=$bs row "$model" 1 1 "$stage" "$method" >> "$one_gpu"
+done
+for variant in ${VARIANTS:-default}; do
+  rows=$out/ctas-$variant.jsonl
+  [ -f "$rows" ] || cp "$one_gpu" "$rows"
+  for spec in "$@"; do
+    IFS=: read -r model stage method bs <<< "$spec"
+    # shellcheck disable=SC2046
+    ( [ "$variant" = default ] || export "${variant?}"; MICRO_BATCH=$bs row "$model" 1 2 "$stage" "$method" ) >> "$rows"
+  done
+  echo "== 2-GPU runs with: $variant"
+  python3 "$repo/bench/lib/rows_table.py" "$rows"
+done
