@@ -214,7 +214,12 @@ grpc::Status CoordinatorService::StartAttempt(grpc::ServerContext* context, cons
   }
   if (!master_port_of_attempt_.count(attempt_)) {
     // A fresh port per attempt: the previous attempt's c10d store socket may linger in TIME_WAIT.
-    master_port_of_attempt_[attempt_] = options_.master_port != 0 ? options_.master_port : free_port(options_.master_addr);
+    if (options_.master_port != 0) {
+      master_port_of_attempt_[attempt_] = options_.master_port;
+    } else {
+      reserved_master_port_.emplace(options_.master_addr);  // the previous attempt's is let go
+      master_port_of_attempt_[attempt_] = reserved_master_port_->port();
+    }
     state_ = v1::JOB_RUNNING;
     if (options_.max_nodes > 1) log::info("attempt ", attempt_, ": all ", nodes_.size(), " node(s) ready, world size ", world_size_, ", master ",
               options_.master_addr, ":", master_port_of_attempt_[attempt_]);

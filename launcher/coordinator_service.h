@@ -25,6 +25,7 @@
 #include <thread>
 #include <vector>
 
+#include "launcher/endpoint.h"
 #include "pdsd/control.grpc.pb.h"
 
 namespace pdsd {
@@ -111,6 +112,9 @@ class CoordinatorService final : public v1::Coordinator::Service {
   std::optional<v1::FailureReport> root_cause_;
   int64_t checkpoint_seq_ = 0;
   std::map<int, int> master_port_of_attempt_;
+  // The current attempt's MASTER_PORT, held (endpoint.h) until the next attempt or the job's end, so
+  // nothing else on this host takes it before rank 0's store binds it.
+  std::optional<ReservedPort> reserved_master_port_;
   std::map<int, Progress> progress_;  // by global rank
   Clock::time_point started_ = Clock::now();
   bool stopping_watchdog_ = false;

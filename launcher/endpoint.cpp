@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <charconv>
+#include <utility>
 
 #include "common/error.h"
 
@@ -84,8 +85,16 @@ bool is_local_host(const std::string& host) {
   return local;
 }
 
-int free_port(const std::string& host) {
+namespace {
+
+// A TCP socket bound to a port the kernel picks on `host` (loopback for 127.0.0.1 / localhost, else
+// every address); SO_REUSEADDR when `reusable`. Returns the fd; the port goes to *port.
+int bind_any_port(const std::string& host, bool reusable, int* port) {
   int fd = PDSD_SYSCALL(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (reusable) {
+    const int on = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+  }
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -96,8 +105,33 @@ int free_port(const std::string& host) {
     ::close(fd);
     throw Error(pdsd::str("cannot find a free port on ", host));
   }
-  ::close(fd);
-  return ntohs(addr.sin_port);
+  *port = ntohs(addr.sin_port);
+  return fd;
+}
+
+}  // namespace
+
+int free_port(const std::string& host) {
+  int port = 0;
+  ::close(bind_any_port(host, /*reusable=*/false, &port));
+  return port;
+}
+
+ReservedPort::ReservedPort(const std::string& host) { fd_ = bind_any_port(host, /*reusable=*/true, &port_); }
+
+ReservedPort::~ReservedPort() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+ReservedPort::ReservedPort(ReservedPort&& other) noexcept : fd_(std::exchange(other.fd_, -1)), port_(other.port_) {}
+
+ReservedPort& ReservedPort::operator=(ReservedPort&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = std::exchange(other.fd_, -1);
+    port_ = other.port_;
+  }
+  return *this;
 }
 
 std::string host_name() {

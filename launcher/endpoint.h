@@ -27,6 +27,27 @@ bool is_local_host(const std::string& host);
 // A TCP port the kernel considers free on `host` right now (as torchrun picks MASTER_PORT).
 int free_port(const std::string& host = "127.0.0.1");
 
+// A free TCP port held for a listener that comes later (rank 0's c10d store, MASTER_PORT): a socket
+// stays bound to it with SO_REUSEADDR, never listening, until this is destroyed. The kernel then gives
+// the port to no one else (no port-0 bind, no outgoing connection's source port), while a listener
+// that also sets SO_REUSEADDR, as c10d's TCPStore does, still binds it. A port merely found free can
+// be taken in the seconds before the worker binds it: seen as EADDRINUSE in rank 0's store on a host
+// running several jobs.
+class ReservedPort {
+ public:
+  explicit ReservedPort(const std::string& host = "127.0.0.1");
+  ~ReservedPort();
+  ReservedPort(ReservedPort&& other) noexcept;
+  ReservedPort& operator=(ReservedPort&& other) noexcept;
+  ReservedPort(const ReservedPort&) = delete;
+  ReservedPort& operator=(const ReservedPort&) = delete;
+  int port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
 // This machine's host name.
 std::string host_name();
 

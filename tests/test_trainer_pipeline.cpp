@@ -5,6 +5,7 @@
 // step's state, as a step-at-a-time run does.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <string>
 #include <vector>
@@ -120,6 +121,22 @@ TEST(TrainerPipeline, SameFiguresAsStepByStepAndASettledStepSeesItsOwnState) {
   EXPECT_EQ(seen.at(3), ref.states[2]) << "step 3 settles: its on_step_end sees its own state";
   EXPECT_EQ(seen.at(6), ref.states[5]) << "the last step sees its own state";
   EXPECT_NE(seen.at(1), ref.states[0]) << "step 1 does not settle: step 2 already ran behind it";
+}
+
+// Each step's logged time is its own: on the CPU the host computes a step while queueing it, so a
+// step's end is when it was queued, not when the host got round to reading it (which would give the
+// last step almost no time and the first two steps' worth). The steps here are alike in size.
+TEST(TrainerPipeline, EveryStepLogsItsOwnTime) {
+  const int64_t steps = 8;
+  TinyRun run;
+  Trainer trainer(*run.model, run.trainable, tiny_options(steps));
+  auto records = trainer.train(steps, [&](int64_t s) { return run.batches(s); });
+  double low = 1e300, high = 0;
+  for (size_t s = 1; s < records.size(); ++s) {  // the first step also pays for first-use allocations
+    low = std::min(low, records[s].tokens_per_s);
+    high = std::max(high, records[s].tokens_per_s);
+  }
+  EXPECT_LT(high / low, 3.0) << "tokens/s from " << low << " to " << high << " over steps of one size";
 }
 
 TEST(TrainerPipeline, ARequestPolledInAStepIsActedOnAtTheNextOneSettled) {

@@ -159,19 +159,24 @@ Trainer::QueuedStep Trainer::queue_step(const std::vector<TrainBatch>& micro_bat
     q.copied->record(device.getStream(figures.device()));
   }
   ++steps_done_;
+  q.queued_at = std::chrono::steady_clock::now();
   return q;
 }
 
 StepRecord Trainer::finish_step(QueuedStep& q) {
+  // The step's end: when the host had to wait for it, the moment it came; when it was over before the
+  // host asked (on the CPU always: the host computed it), the moment the host had queued it all, as
+  // the host set the pace. Either way the logged time is one step's, not shifted to the next.
+  const bool waited = q.copied && !q.copied->query();
   if (q.copied) q.copied->synchronize();
+  q.done_at = waited ? std::chrono::steady_clock::now() : q.queued_at;
   StepRecord r = q.record;
   const double* v = q.figures.data_ptr<double>();
   r.request = options_.all_reduce_sum ? (v[2] > 0 ? 2 : v[1] > 0 ? 1 : 0) : q.own_request;
   r.grad_norm = v[q.figures.numel() - 1];
   r.loss = v[0] / static_cast<double>(q.step_tokens);
-  auto now = std::chrono::steady_clock::now();
-  r.tokens_per_s = static_cast<double>(r.tokens) / std::max(1e-9, std::chrono::duration<double>(now - q.paced_from).count());
-  r.elapsed_s = std::chrono::duration<double>(now - started_).count();
+  r.tokens_per_s = static_cast<double>(r.tokens) / std::max(1e-9, std::chrono::duration<double>(q.done_at - q.paced_from).count());
+  r.elapsed_s = std::chrono::duration<double>(q.done_at - started_).count();
   if (!std::isfinite(r.loss)) throw Error(str("loss is ", r.loss, " at step ", r.step, ": training diverged"));
   return r;
 }
@@ -190,14 +195,15 @@ std::vector<StepRecord> Trainer::train(int64_t total_steps,
   }
   std::vector<StepRecord> records;
   // Each step's time runs from the end of the one before (batch building, logging and all), so
-  // tokens/s is the pipeline's pace, not one step's time from its first launch.
+  // tokens/s is the pipeline's pace, not one step's time from its first launch (finish_step says
+  // what a step's end is).
   auto pace = std::chrono::steady_clock::now();
   int64_t deferred_request = 0;  // read back with a step that had the next one queued behind it
   bool stop = false;
   auto handle = [&](QueuedStep& q, bool settled) {
     q.paced_from = pace;
     StepRecord r = finish_step(q);
-    pace = std::chrono::steady_clock::now();
+    pace = q.done_at;
     // A request is acted on only at a settled step: there the state is that step's own.
     if (settled) {
       r.request = std::max(r.request, deferred_request);

@@ -149,6 +149,8 @@ class Trainer {
     at::Tensor figures;        // host copy: [loss sum, (flag >= 1, flag >= 2,) norm]
     std::optional<c10::Event> copied;
     std::chrono::steady_clock::time_point paced_from;  // the step's time runs from here to its end
+    std::chrono::steady_clock::time_point queued_at;   // when everything of it was queued
+    std::chrono::steady_clock::time_point done_at;     // its end, as finish_step saw it
   };
   QueuedStep queue_step(const std::vector<TrainBatch>& micro_batches);
   // Waits for the copy and fills in the record (loss, norm, the ranks' largest request, tokens/s).
