@@ -10,6 +10,17 @@
 gpus=$(nvidia-smi -L | wc -l)
 export NCCL_NVLS_ENABLE=0  # NVLink multicast stays off on the lent machines
 
+ensure_shapes() {  # out with_7b (0|1): the 0.5B shape and its data (and the 7B shape) under out, unless there
+  local dir=$1 with_7b=$2
+  # A second call on the same machine reuses them (the 7B shape takes minutes to write).
+  if [ ! -f "$dir/data/dataset_info.json" ] || [ ! -d "$dir/qwen2.5-0.5b-shape" ]; then
+    python3 "$repo/bench/sft_throughput/make_model_and_data.py" "$dir" 2000 > "$dir/make.log" 2>&1
+  fi
+  if [ "$with_7b" = 1 ] && [ ! -d "$dir/qwen2.5-7b-shape" ]; then
+    python3 "$repo/bench/sharded_throughput/make_shape.py" "$dir/qwen2.5-7b-shape" 7b >> "$dir/make.log" 2>&1
+  fi
+}
+
 peak_of() {  # log command...: runs it while sampling GPU memory; echoes the peak MiB on any one GPU (-1: failed)
   local log=$1; shift
   nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 200 > "$log.mem" &

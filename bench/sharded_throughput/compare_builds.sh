@@ -15,10 +15,7 @@ mkdir -p "$out"
 repo=$here
 # shellcheck source=../lib/sharded_rows.sh
 source "$here/bench/lib/sharded_rows.sh"
-[ -f "$out/data/dataset_info.json" ] && [ -d "$out/qwen2.5-0.5b-shape" ] || \
-  python3 "$here/bench/sft_throughput/make_model_and_data.py" "$out" 2000 > "$out/make.log" 2>&1
-[[ " $* " == *qwen2.5-7b-shape* ]] && [ ! -d "$out/qwen2.5-7b-shape" ] && \
-  python3 "$here/bench/sharded_throughput/make_shape.py" "$out/qwen2.5-7b-shape" 7b >> "$out/make.log" 2>&1
+if [[ " $* " == *qwen2.5-7b-shape* ]]; then ensure_shapes "$out" 1; else ensure_shapes "$out" 0; fi
 
 for rep in $(seq 1 "${REPEATS:-1}"); do
   for spec in "$@"; do

@@ -12,11 +12,7 @@ data=$out/data
 mkdir -p "$out"
 # shellcheck source=../lib/sharded_rows.sh
 source "$repo/bench/lib/sharded_rows.sh"
-# A second call on the same machine reuses the model and data (the 7B shape takes minutes to write).
-[ -f "$out/data/dataset_info.json" ] && [ -d "$out/qwen2.5-0.5b-shape" ] || \
-  python3 "$repo/bench/sft_throughput/make_model_and_data.py" "$out" 2000 > "$out/make.log" 2>&1
-[[ " ${SIZES:-7b} " == *" 7b "* ]] && [ ! -d "$out/qwen2.5-7b-shape" ] && \
-  python3 "$repo/bench/sharded_throughput/make_shape.py" "$out/qwen2.5-7b-shape" 7b >> "$out/make.log" 2>&1
+if [[ " ${SIZES:-7b} " == *" 7b "* ]]; then ensure_shapes "$out" 1; else ensure_shapes "$out" 0; fi
 
 # SIZES="0.5b" or "7b" measures one model shape per call (rows already in rows.jsonl are kept, so a
 # second call on the same machine adds the rest).

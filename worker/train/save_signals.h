@@ -1,8 +1,9 @@
 // Saves requested from outside the step loop: the signals pdsd-launch forwards (as Slurm and
 // Kubernetes send them before preemption) and a time interval.
 //
-//   SIGUSR1           save a checkpoint at the next step boundary and go on
-//   SIGTERM / SIGINT  save at the next step boundary, then stop cleanly; a second one ends the
+//   SIGUSR1           save a checkpoint at the end of the step after the one in progress (steps
+//                     are pipelined one deep: worker/train/trainer.h) and go on
+//   SIGTERM / SIGINT  save likewise, then stop cleanly; a second one ends the
 //                     process at once (as does pdsd-launch's SIGKILL after --stop-grace)
 //   save_minutes      save when this many minutes have passed since the last save (0: off)
 //
