@@ -217,7 +217,8 @@ grpc::Status CoordinatorService::StartAttempt(grpc::ServerContext* context, cons
     if (options_.master_port != 0) {
       master_port_of_attempt_[attempt_] = options_.master_port;
     } else {
-      reserved_master_port_.emplace(options_.master_addr);  // the previous attempt's is let go
+      // Bound before the previous attempt's is let go, so the kernel cannot hand that one back.
+      reserved_master_port_ = ReservedPort(options_.master_addr);
       master_port_of_attempt_[attempt_] = reserved_master_port_->port();
     }
     state_ = v1::JOB_RUNNING;

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <utility>
 
 #include "common/error.h"
@@ -91,9 +92,11 @@ namespace {
 // every address); SO_REUSEADDR when `reusable`. Returns the fd; the port goes to *port.
 int bind_any_port(const std::string& host, bool reusable, int* port) {
   int fd = PDSD_SYSCALL(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (reusable) {
-    const int on = 1;
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+  const int on = 1;
+  if (reusable && ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0) {
+    const int err = errno;
+    ::close(fd);
+    throw Error(pdsd::str("cannot set SO_REUSEADDR on a socket for a port on ", host, ": ", std::strerror(err)));
   }
   sockaddr_in addr{};
   addr.sin_family = AF_INET;

@@ -136,7 +136,9 @@ TEST(TrainerPipeline, EveryStepLogsItsOwnTime) {
     low = std::min(low, records[s].tokens_per_s);
     high = std::max(high, records[s].tokens_per_s);
   }
-  EXPECT_LT(high / low, 3.0) << "tokens/s from " << low << " to " << high << " over steps of one size";
+  // Loose enough for a loaded 2-core machine; the timing this guards against gave a ratio above 1000
+  // (the last step logged next to no time).
+  EXPECT_LT(high / low, 20.0) << "tokens/s from " << low << " to " << high << " over steps of one size";
 }
 
 TEST(TrainerPipeline, ARequestPolledInAStepIsActedOnAtTheNextOneSettled) {

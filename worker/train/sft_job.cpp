@@ -438,8 +438,11 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
     else ++result.failed_saves;
   };
   options.should_stop = [&] { return agreed == SaveRequest::save_and_stop; };
-  // A scheduled save reads the state after its step: the next step waits to be queued until then.
-  options.settle_after = [&](int64_t step) { return step % config.save_steps == 0; };
+  // A scheduled save reads the state after its step, and a profile ends with its last step: the next
+  // step waits to be queued until then.
+  options.settle_after = [&](int64_t step) {
+    return step % config.save_steps == 0 || (profiler && step == profiler->last());
+  };
   Trainer trainer(model, trainable, options);
   trainer_ptr = &trainer;
   if (const std::string& dir = resume_dir; !dir.empty()) {

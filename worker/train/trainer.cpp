@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <utility>
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
@@ -155,7 +156,7 @@ Trainer::QueuedStep Trainer::queue_step(const std::vector<TrainBatch>& micro_bat
     q.figures = at::empty(figures.sizes(), figures.options().device(at::kCPU).pinned_memory(true));
     q.figures.copy_(figures, /*non_blocking=*/true);
     const c10::impl::VirtualGuardImpl device(figures.device().type());
-    q.copied.emplace(figures.device().type());
+    q.copied.emplace(figures.device().type(), c10::EventFlag::BACKEND_DEFAULT);  // timed: see finish_step
     q.copied->record(device.getStream(figures.device()));
   }
   ++steps_done_;
@@ -163,19 +164,31 @@ Trainer::QueuedStep Trainer::queue_step(const std::vector<TrainBatch>& micro_bat
   return q;
 }
 
-StepRecord Trainer::finish_step(QueuedStep& q) {
-  // The step's end: when the host had to wait for it, the moment it came; when it was over before the
-  // host asked (on the CPU always: the host computed it), the moment the host had queued it all, as
-  // the host set the pace. Either way the logged time is one step's, not shifted to the next.
+StepRecord Trainer::finish_step(QueuedStep& q, const QueuedStep* previous) {
   const bool waited = q.copied && !q.copied->query();
   if (q.copied) q.copied->synchronize();
-  q.done_at = waited ? std::chrono::steady_clock::now() : q.queued_at;
+  // On the host clock a step ends when the host had to wait for it, or, when it was over before the
+  // host asked (on the CPU always: the host computed it), when the host had queued it all. Never
+  // before the step it follows ended.
+  q.done_at = std::max(q.paced_from, waited ? std::chrono::steady_clock::now() : q.queued_at);
+  // Its time: on a GPU, the device's time between the previous step's figures and its own (both
+  // copies are timed events), which is the pace whether the host or the device set it; on the CPU,
+  // or for a step with none before it, the host clock's.
+  double seconds = std::chrono::duration<double>(q.done_at - q.paced_from).count();
+  if (previous != nullptr && previous->copied && q.copied) {
+    try {
+      seconds = previous->copied->elapsedTime(*q.copied) / 1000.0;
+    } catch (const c10::Error& e) {  // a figure, not the training: keep the host clock's, say so once
+      static bool warned = false;
+      if (!std::exchange(warned, true)) log::warn("step timing on the device failed (", e.what_without_backtrace(), "); tokens/s from the host clock");
+    }
+  }
   StepRecord r = q.record;
   const double* v = q.figures.data_ptr<double>();
   r.request = options_.all_reduce_sum ? (v[2] > 0 ? 2 : v[1] > 0 ? 1 : 0) : q.own_request;
   r.grad_norm = v[q.figures.numel() - 1];
   r.loss = v[0] / static_cast<double>(q.step_tokens);
-  r.tokens_per_s = static_cast<double>(r.tokens) / std::max(1e-9, std::chrono::duration<double>(q.done_at - q.paced_from).count());
+  r.tokens_per_s = static_cast<double>(r.tokens) / std::max(1e-9, seconds);
   r.elapsed_s = std::chrono::duration<double>(q.done_at - started_).count();
   if (!std::isfinite(r.loss)) throw Error(str("loss is ", r.loss, " at step ", r.step, ": training diverged"));
   return r;
@@ -183,7 +196,7 @@ StepRecord Trainer::finish_step(QueuedStep& q) {
 
 StepRecord Trainer::step(const std::vector<TrainBatch>& micro_batches) {
   QueuedStep q = queue_step(micro_batches);
-  return finish_step(q);
+  return finish_step(q, /*previous=*/nullptr);
 }
 
 std::vector<StepRecord> Trainer::train(int64_t total_steps,
@@ -200,10 +213,12 @@ std::vector<StepRecord> Trainer::train(int64_t total_steps,
   auto pace = std::chrono::steady_clock::now();
   int64_t deferred_request = 0;  // read back with a step that had the next one queued behind it
   bool stop = false;
+  std::optional<QueuedStep> handled;  // the step handled last: its event starts the next one's time
   auto handle = [&](QueuedStep& q, bool settled) {
     q.paced_from = pace;
-    StepRecord r = finish_step(q);
+    StepRecord r = finish_step(q, handled ? &*handled : nullptr);
     pace = q.done_at;
+    handled.emplace(std::move(q));
     // A request is acted on only at a settled step: there the state is that step's own.
     if (settled) {
       r.request = std::max(r.request, deferred_request);
@@ -224,6 +239,8 @@ std::vector<StepRecord> Trainer::train(int64_t total_steps,
     }
     if (options_.should_stop && options_.should_stop()) stop = true;
   };
+  // If queuing a step throws (bad batch, out of memory), the step in flight was applied but is not
+  // logged: the job fails there anyway, and nothing saves after an error.
   std::optional<QueuedStep> in_flight;
   while (steps_done_ < total_steps && !stop) {
     if (options_.on_step_begin) options_.on_step_begin(steps_done_ + 1);

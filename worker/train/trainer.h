@@ -147,14 +147,15 @@ class Trainer {
     int64_t step_tokens = 0;   // labelled positions over all ranks: the loss's divisor
     int64_t own_request = 0;   // this rank's poll (the answer without data parallelism)
     at::Tensor figures;        // host copy: [loss sum, (flag >= 1, flag >= 2,) norm]
-    std::optional<c10::Event> copied;
+    std::optional<c10::Event> copied;  // timed (CUDA: cudaEventDefault)
     std::chrono::steady_clock::time_point paced_from;  // the step's time runs from here to its end
     std::chrono::steady_clock::time_point queued_at;   // when everything of it was queued
     std::chrono::steady_clock::time_point done_at;     // its end, as finish_step saw it
   };
   QueuedStep queue_step(const std::vector<TrainBatch>& micro_batches);
-  // Waits for the copy and fills in the record (loss, norm, the ranks' largest request, tokens/s).
-  StepRecord finish_step(QueuedStep& queued);
+  // Waits for the copy and fills in the record (loss, norm, the ranks' largest request, tokens/s);
+  // `previous`: the step handled just before, whose end starts this one's time (null: none).
+  StepRecord finish_step(QueuedStep& queued, const QueuedStep* previous);
 
   CausalLM& model_;
   std::vector<TrainableParameter> trainable_;
