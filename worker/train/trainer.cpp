@@ -164,7 +164,7 @@ Trainer::QueuedStep Trainer::queue_step(const std::vector<TrainBatch>& micro_bat
   return q;
 }
 
-StepRecord Trainer::finish_step(QueuedStep& q, const QueuedStep* previous) {
+StepRecord Trainer::finish_step(QueuedStep& q, const c10::Event* previous_end) {
   const bool waited = q.copied && !q.copied->query();
   if (q.copied) q.copied->synchronize();
   // On the host clock a step ends when the host had to wait for it, or, when it was over before the
@@ -175,9 +175,9 @@ StepRecord Trainer::finish_step(QueuedStep& q, const QueuedStep* previous) {
   // copies are timed events), which is the pace whether the host or the device set it; on the CPU,
   // or for a step with none before it, the host clock's.
   double seconds = std::chrono::duration<double>(q.done_at - q.paced_from).count();
-  if (previous != nullptr && previous->copied && q.copied) {
+  if (previous_end != nullptr && q.copied) {
     try {
-      seconds = previous->copied->elapsedTime(*q.copied) / 1000.0;
+      seconds = previous_end->elapsedTime(*q.copied) / 1000.0;
     } catch (const c10::Error& e) {  // a figure, not the training: keep the host clock's, say so once
       static bool warned = false;
       if (!std::exchange(warned, true)) log::warn("step timing on the device failed (", e.what_without_backtrace(), "); tokens/s from the host clock");
@@ -196,7 +196,7 @@ StepRecord Trainer::finish_step(QueuedStep& q, const QueuedStep* previous) {
 
 StepRecord Trainer::step(const std::vector<TrainBatch>& micro_batches) {
   QueuedStep q = queue_step(micro_batches);
-  return finish_step(q, /*previous=*/nullptr);
+  return finish_step(q, /*previous_end=*/nullptr);
 }
 
 std::vector<StepRecord> Trainer::train(int64_t total_steps,
@@ -213,12 +213,12 @@ std::vector<StepRecord> Trainer::train(int64_t total_steps,
   auto pace = std::chrono::steady_clock::now();
   int64_t deferred_request = 0;  // read back with a step that had the next one queued behind it
   bool stop = false;
-  std::optional<QueuedStep> handled;  // the step handled last: its event starts the next one's time
+  std::optional<c10::Event> last_end;  // the read-back event of the step handled last (GPU)
   auto handle = [&](QueuedStep& q, bool settled) {
     q.paced_from = pace;
-    StepRecord r = finish_step(q, handled ? &*handled : nullptr);
+    StepRecord r = finish_step(q, last_end ? &*last_end : nullptr);
     pace = q.done_at;
-    handled.emplace(std::move(q));
+    last_end = std::move(q.copied);
     // A request is acted on only at a settled step: there the state is that step's own.
     if (settled) {
       r.request = std::max(r.request, deferred_request);

@@ -154,8 +154,9 @@ class Trainer {
   };
   QueuedStep queue_step(const std::vector<TrainBatch>& micro_batches);
   // Waits for the copy and fills in the record (loss, norm, the ranks' largest request, tokens/s);
-  // `previous`: the step handled just before, whose end starts this one's time (null: none).
-  StepRecord finish_step(QueuedStep& queued, const QueuedStep* previous);
+  // `previous_end`: the read-back event of the step handled just before, whose end starts this one's
+  // time (null: none, or no device).
+  StepRecord finish_step(QueuedStep& queued, const c10::Event* previous_end);
 
   CausalLM& model_;
   std::vector<TrainableParameter> trainable_;
