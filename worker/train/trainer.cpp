@@ -53,10 +53,15 @@ Trainer::Trainer(CausalLM& model, std::vector<TrainableParameter> trainable, Tra
     : model_(model),
       trainable_(std::move(trainable)),
       options_(std::move(options)) {
+  started_ = now();
   PDSD_CHECK(!trainable_.empty() || options_.sharded_step, "nothing to train: no trainable parameter");
   PDSD_CHECK(!options_.all_reduce_sum || options_.gradients_reduced_in_backward || options_.sharded_step,
              "data parallelism needs a gradient reduction: DDP's buckets or a ZeRO sharded_step");
   if (!options_.sharded_step) optimizer_ = std::make_unique<AdamW>(tensors_of(trainable_), decay_of(trainable_), options_.adam);
+}
+
+std::chrono::steady_clock::time_point Trainer::now() const {
+  return options_.clock ? options_.clock() : std::chrono::steady_clock::now();
 }
 
 std::vector<std::pair<std::string, at::Tensor>> Trainer::optimizer_state() const {
@@ -78,7 +83,7 @@ LossSum Trainer::loss_of(const at::Tensor& hidden, const TrainBatch& batch, bool
 Trainer::QueuedStep Trainer::queue_step(const std::vector<TrainBatch>& micro_batches) {
   PDSD_CHECK(!micro_batches.empty(), "an optimizer step needs at least one micro-batch");
   QueuedStep q;
-  q.paced_from = std::chrono::steady_clock::now();
+  q.paced_from = now();
   // Normalise by the step's total predicted tokens so accumulating micro-batches equals one batch.
   // Batches that list their loss positions (BatchPlan's do) need no read-back from the GPU; others
   // cost one, before any forward. With data parallelism the count over all ranks normalises every
@@ -160,7 +165,7 @@ Trainer::QueuedStep Trainer::queue_step(const std::vector<TrainBatch>& micro_bat
     q.copied->record(device.getStream(figures.device()));
   }
   ++steps_done_;
-  q.queued_at = std::chrono::steady_clock::now();
+  q.queued_at = now();
   return q;
 }
 
@@ -170,7 +175,7 @@ StepRecord Trainer::finish_step(QueuedStep& q, const c10::Event* previous_end) {
   // On the host clock a step ends when the host had to wait for it, or, when it was over before the
   // host asked (on the CPU always: the host computed it), when the host had queued it all. Never
   // before the step it follows ended.
-  q.done_at = std::max(q.paced_from, waited ? std::chrono::steady_clock::now() : q.queued_at);
+  q.done_at = std::max(q.paced_from, waited ? now() : q.queued_at);
   // Its time: on a GPU, the device's time between the previous step's figures and its own (both
   // copies are timed events), which is the pace whether the host or the device set it; on the CPU,
   // or for a step with none before it, the host clock's.
@@ -210,7 +215,7 @@ std::vector<StepRecord> Trainer::train(int64_t total_steps,
   // Each step's time runs from the end of the one before (batch building, logging and all), so
   // tokens/s is the pipeline's pace, not one step's time from its first launch (finish_step says
   // what a step's end is).
-  auto pace = std::chrono::steady_clock::now();
+  auto pace = now();
   int64_t deferred_request = 0;  // read back with a step that had the next one queued behind it
   bool stop = false;
   std::optional<c10::Event> last_end;  // the read-back event of the step handled last (GPU)

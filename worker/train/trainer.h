@@ -115,6 +115,10 @@ struct TrainerOptions {
   // or optimizer state (a scheduled checkpoint), so the next step must not be queued before this one
   // has ended and been handled. Unset: only the steps train() settles anyway (see the top).
   std::function<bool(int64_t step)> settle_after;
+  // The host clock a step's time is read from (steady_clock::now when unset). Tests set one that
+  // advances by a fixed amount per step, so the pacing rule is checked exactly, not against a
+  // loaded machine's wall clock.
+  std::function<std::chrono::steady_clock::time_point()> clock;
 };
 
 
@@ -163,7 +167,8 @@ class Trainer {
   TrainerOptions options_;
   std::unique_ptr<AdamW> optimizer_;  // replicated update; null when options_.sharded_step is set
   int64_t steps_done_ = 0;
-  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point now() const;
+  std::chrono::steady_clock::time_point started_;
 };
 
 // Global L2 norm of the gradients, and scale them so it is at most max_norm, as torch's
