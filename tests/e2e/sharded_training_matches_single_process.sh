@@ -4,7 +4,8 @@
 # workers under DDP (zero_stage 0), ZeRO-1, ZeRO-2 and ZeRO-3 give the same loss at every one of 20
 # steps and the same final weights as 1 process, within float32 tolerance — full fine-tuning and
 # LoRA; DDP, ZeRO-1 and ZeRO-2 also with many small gradient buckets (all-reduced or reduce-scattered
-# during backward, chunks cutting parameters between ranks). Memory per rank is read from
+# during backward, chunks cutting parameters between ranks); ZeRO-3 also with its layers gathered into
+# fixed gather slots (zero3_gather_engine copy). Memory per rank is read from
 # all_results.json: optimizer state falls as 1/N under ZeRO-1/2/3, and the weights held at rest fall
 # as 1/N under ZeRO-3.
 set -euo pipefail
@@ -30,6 +31,9 @@ for method in sft lora; do
   run $method 2 0 buckets ddp_bucket_cap_mb=0.05
   run $method 2 2 buckets ddp_bucket_cap_mb=0.05
   run $method 4 1 buckets ddp_bucket_cap_mb=0.05
+  # ZeRO-3's layers gathered into fixed gather slots (zero3_gather_engine copy; on the copy engines
+  # where NCCL can): a slot is never reused while autograd still holds the weights in it.
+  run $method 2 3 copy zero3_gather_engine=copy
 done
 # Gradients reduced in bf16 (communication_data_type; the default over NCCL for bf16 weights): close
 # to one process within bf16 rounding.
@@ -46,7 +50,7 @@ for method, weights in (("sft", "model.safetensors"), ("lora", "adapter_model.sa
     w1 = load_file(f"{out}/{ref}/{weights}")
     state1 = results(ref)["optimizer_state_bytes_per_rank"]
     params1 = results(f"{method}-1-z3")["parameter_bytes_per_rank"]
-    for world, stage, suffix in [(1, 3, "")] + [(w, z, "") for w in (2, 4) for z in (0, 1, 2, 3)] + [(2, 0, "-buckets"), (2, 2, "-buckets"), (4, 1, "-buckets")]:
+    for world, stage, suffix in [(1, 3, "")] + [(w, z, "") for w in (2, 4) for z in (0, 1, 2, 3)] + [(2, 0, "-buckets"), (2, 2, "-buckets"), (4, 1, "-buckets"), (2, 3, "-copy")]:
         run = f"{method}-{world}-z{stage}{suffix}"
         other = [json.loads(l) for l in open(f"{out}/{run}/trainer_log.jsonl")]
         assert len(one) == len(other) == 20, (run, len(one), len(other))
@@ -68,6 +72,8 @@ for method, weights in (("sft", "model.safetensors"), ("lora", "adapter_model.sa
         else:
             slack = 64 * world * 40 * (8 if suffix else 1)  # padding to a multiple of N per bucket, step counters
             assert abs(state - state1 / world) <= slack, f"{run}: state per rank {state} is not 1/{world} of {state1}"
+        if suffix == "-copy":
+            assert r["zero3_gathers_outside_slots"] == 0, f"{run}: layer gathers fell back to ordinary memory"
         if stage == 3:
             assert abs(params - params1 / world) <= 64 * world * 40, \
                 f"{run}: weights per rank {params} are not 1/{world} of {params1}"

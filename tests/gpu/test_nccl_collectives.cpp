@@ -82,6 +82,40 @@ TEST(NcclCollectives, EveryOpGivesTheExactResultOnTwoGpus) {
   for (const auto& r : results) EXPECT_TRUE(r.ok()) << describe(r);
 }
 
+// ZeRO-3's copy-engine all-gathers (job key zero3_gather_engine copy): all-gathers between gather
+// memory go to a second communicator with CTA policy zero and its own stream. They must give the
+// exact result, sync and async, while a reduce-scatter on the first communicator is in flight beside
+// them; and on these machines (NCCL 2.28, NVLink) the copy-engine path must be what was set up.
+TEST(NcclCollectives, AllGathersInGatherMemoryAreExactBesideAReduceScatter) {
+  PDSD_REQUIRE_GPUS(2);
+  ReservedPort port;
+  ::close(port.fd);
+  auto results = run_ranks(2, std::chrono::seconds(120), [&](int rank) {
+    auto c = connect(rank, 2, port, std::chrono::seconds(60));
+    auto gpu = at::TensorOptions().device(at::kCUDA, rank);
+    auto data = [](int r, int64_t n) { return at::arange(n, at::kFloat).add(1000 * r); };
+    const int64_t n = 3 << 20;  // 6 MiB of bf16 per rank: a layer-sized gather
+    at::Tensor shards = c->gather_memory(2 * n, gpu.dtype(at::kBFloat16));
+    at::Tensor outs = c->gather_memory(4 * n, gpu.dtype(at::kBFloat16));
+    std::string why_not;
+    check(c->gathers_on_copy_engines(&why_not), "copy-engine all-gathers are not set up: " + why_not);
+    shards.narrow(0, 0, n).copy_(data(rank, n).to(at::kBFloat16));
+    shards.narrow(0, n, n).copy_(data(rank + 7, n).to(at::kBFloat16));
+    at::Tensor flat = at::cat({data(rank, n), data(rank, n)}).to(gpu);
+    at::Tensor reduced = at::empty({n}, gpu);
+    auto rs = c->reduce_scatter_async(reduced, flat);
+    auto ag = c->all_gather_async(outs.narrow(0, 0, 2 * n), shards.narrow(0, 0, n));
+    c->all_gather(outs.narrow(0, 2 * n, 2 * n), shards.narrow(0, n, n));
+    ag.wait();
+    rs.wait();
+    check(at::equal(outs.narrow(0, 0, 2 * n).cpu(), at::cat({data(0, n), data(1, n)}).to(at::kBFloat16)), "async all_gather");
+    check(at::equal(outs.narrow(0, 2 * n, 2 * n).cpu(), at::cat({data(7, n), data(8, n)}).to(at::kBFloat16)), "all_gather");
+    check(at::equal(reduced.cpu(), data(0, n) + data(1, n)), "reduce_scatter beside them");
+    c->barrier();
+  });
+  for (const auto& r : results) EXPECT_TRUE(r.ok()) << describe(r);
+}
+
 TEST(NcclCollectives, PeerThatNeverJoinsEndsTheRankWithAClearError) {
   PDSD_REQUIRE_GPUS(2);
   ReservedPort port;

@@ -2,6 +2,7 @@
 // failure read the same and a backend only has to move bytes.
 #include "worker/dist/collectives.h"
 
+#include <ATen/ops/empty.h>
 #include <c10/util/Exception.h>
 
 #include <algorithm>
@@ -206,6 +207,15 @@ PendingCollective Collectives::reduce_scatter_async(const at::Tensor& output_sha
   PendingCollective pending;
   execute(call, [&] { pending = run_reduce_scatter_async(output_shard, input_flat, op, call); });
   return pending;
+}
+
+at::Tensor Collectives::gather_memory(int64_t numel, const at::TensorOptions& options) {
+  return at::empty({numel}, options);
+}
+
+bool Collectives::gathers_on_copy_engines(std::string* why_not) const {
+  if (why_not != nullptr) *why_not = str("the ", backend_name(), " backend has no copy-engine all-gathers");
+  return false;
 }
 
 void Collectives::barrier(Timeout timeout) {

@@ -123,6 +123,17 @@ class Collectives {
   // through host copies (Gloo): the same results, without overlap.
   virtual bool reduces_on_gpu() const { return false; }
 
+  // Memory for all-gathers that may run on the GPU's copy engines instead of its SMs, so that an
+  // all-gather overlapping a GEMM takes no SMs from it (ZeRO-3's layer gathers; job key
+  // zero3_gather_engine). An all_gather whose input and output both lie in such memory takes that
+  // path. NCCL (2.28 or later, one node, GPUs with peer access): symmetric memory registered with a
+  // second communicator whose CTA policy is zero. Elsewhere it is ordinary memory, so callers need no
+  // second code path. Every rank must ask for the same sizes in the same order (registering is
+  // collective); the memory lives as long as this object, and no tensor of it may outlive it.
+  virtual at::Tensor gather_memory(int64_t numel, const at::TensorOptions& options);
+  // Whether all-gathers within gather_memory run on copy engines here; a reason when they do not.
+  virtual bool gathers_on_copy_engines(std::string* why_not) const;
+
  protected:
   // Backends implement these: issue the collective and return when it is done. They must return or
   // throw within about `call.timeout` (the caller turns any exception into the error above), and

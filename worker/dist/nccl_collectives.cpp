@@ -147,7 +147,49 @@ class NcclCollectives final : public Collectives {
       if (p.done != nullptr) cudaEventDestroy(p.done);
     }
     for (cudaEvent_t e : free_events_) cudaEventDestroy(e);
+    // Gather memory: deregistered (every rank does so in the same order, as it registered) and freed
+    // while its communicator is still there; after a failure the communicators are aborted instead
+    // and the memory goes with the process.
+    if (!unfinished && !gather_regions_.empty()) {
+      DeadlineGuard deadline(str("rank ", rank(), ": releasing NCCL gather memory"),
+                             std::min<milliseconds>(default_timeout(), std::chrono::seconds(60)));
+      for (auto& r : gather_regions_) {
+        if (r.window != nullptr) ncclCommWindowDeregister(ce_comm_, r.window);
+        ncclMemFree(r.ptr);
+      }
+    }
+    if (ce_comm_ != nullptr) unfinished ? ncclCommAbort(ce_comm_) : ncclCommDestroy(ce_comm_);
     if (comm_ != nullptr) unfinished ? ncclCommAbort(comm_) : ncclCommDestroy(comm_);
+  }
+
+  at::Tensor gather_memory(int64_t numel, const at::TensorOptions& options) override {
+    c10::cuda::CUDAGuard guard(device_);
+    const auto on_device = options.device(at::Device(at::kCUDA, device_));
+    if (!copy_engines_ready()) return at::empty({numel}, on_device);
+    const size_t bytes = static_cast<size_t>(numel) * c10::elementSize(c10::typeMetaToScalarType(options.dtype()));
+    GatherRegion region{nullptr, std::max<size_t>(bytes, 1), nullptr};
+    PDSD_NCCL_CHECK(ncclMemAlloc(&region.ptr, region.bytes));
+    try {
+      DeadlineGuard deadline(str("rank ", rank(), ": registering ", region.bytes, " bytes of gather memory with NCCL"),
+                             default_timeout());
+      PDSD_NCCL_CHECK(ncclCommWindowRegister(ce_comm_, region.ptr, region.bytes, &region.window, NCCL_WIN_COLL_SYMMETRIC));
+    } catch (...) {
+      ncclMemFree(region.ptr);
+      throw;
+    }
+    if (region.window == nullptr && copy_engine_note_.empty()) {  // NCCL declined (no symmetric memory here)
+      copy_engine_note_ = "NCCL registered no symmetric window (NCCL_WIN_ENABLE, NCCL_CUMEM_ENABLE, peer access)";
+      log::warn("nccl: rank ", rank(), ": ", copy_engine_note_, "; all-gathers stay on SMs");
+    }
+    gather_regions_.push_back(region);
+    // The communicator owns the memory (see the destructor): the tensor only borrows it.
+    return at::from_blob(region.ptr, {numel}, [](void*) {}, on_device);
+  }
+
+  bool gathers_on_copy_engines(std::string* why_not) const override {
+    const bool on = ce_comm_ != nullptr && copy_engine_note_.empty();
+    if (!on && why_not != nullptr) *why_not = copy_engine_note_.empty() ? "no gather memory was asked for" : copy_engine_note_;
+    return on;
   }
 
   bool reduces_on_gpu() const override { return true; }
@@ -181,10 +223,11 @@ class NcclCollectives final : public Collectives {
   }
 
   void run_all_gather(const at::Tensor& output_flat, const at::Tensor& input, const CollectiveCall& call) override {
+    const bool ce = in_gather_window(output_flat) && in_gather_window(input);
     staged({output_flat, input}, [&](const std::vector<at::Tensor>& t, cudaStream_t s) {
       PDSD_NCCL_CHECK(ncclAllGather(t[1].data_ptr(), t[0].data_ptr(), static_cast<size_t>(t[1].numel()), nccl_type(t[1]),
-                                    comm_, s));
-    }, call);
+                                    ce ? ce_comm_.load() : comm_, s));
+    }, call, /*wait_now=*/true, ce);
   }
 
   PendingCollective run_all_gather_async(const at::Tensor& output_flat, const at::Tensor& input,
@@ -193,10 +236,11 @@ class NcclCollectives final : public Collectives {
       run_all_gather(output_flat, input, call);
       return {};
     }
+    const bool ce = in_gather_window(output_flat) && in_gather_window(input);
     return staged({output_flat, input}, [&](const std::vector<at::Tensor>& t, cudaStream_t s) {
       PDSD_NCCL_CHECK(ncclAllGather(t[1].data_ptr(), t[0].data_ptr(), static_cast<size_t>(t[1].numel()), nccl_type(t[1]),
-                                    comm_, s));
-    }, call, /*wait_now=*/false);
+                                    ce ? ce_comm_.load() : comm_, s));
+    }, call, /*wait_now=*/false, ce);
   }
 
   void run_reduce_scatter(const at::Tensor& output_shard, const at::Tensor& input_flat, ReduceOp op,
@@ -240,9 +284,12 @@ class NcclCollectives final : public Collectives {
   // its later work. CPU tensors go to the GPU and back (the host then waits for them).
   // With wait_now false the current stream is not ordered after the collective yet: the returned
   // handle does that when waited for, and keeps the tensors alive until then.
+  // On the copy-engine communicator (`on_copy_engines`) it runs on that communicator's own stream, so
+  // a layer's all-gather and another's reduce-scatter run side by side.
   template <class Issue>
   PendingCollective staged(const std::vector<at::Tensor>& tensors, Issue&& issue, const CollectiveCall& call,
-                           bool wait_now = true) {
+                           bool wait_now = true, bool on_copy_engines = false) {
+    const c10::cuda::CUDAStream& comm_stream = on_copy_engines ? *ce_stream_ : *stream_;
     c10::cuda::CUDAGuard guard(device_);
     std::vector<at::Tensor> on_gpu;
     bool any_cpu = false;
@@ -256,7 +303,7 @@ class NcclCollectives final : public Collectives {
     cudaStream_t current = c10::cuda::getCurrentCUDAStream(device_).stream();
     cudaEvent_t ready = take_event();
     PDSD_CUDA_CHECK(cudaEventRecord(ready, current));
-    PDSD_CUDA_CHECK(cudaStreamWaitEvent(stream_->stream(), ready, 0));
+    PDSD_CUDA_CHECK(cudaStreamWaitEvent(comm_stream.stream(), ready, 0));
     // Watched from before the call: NCCL connects peers on a communicator's first collectives, and
     // that blocks this thread until the peer shows up.
     Pending* watched = nullptr;
@@ -268,7 +315,7 @@ class NcclCollectives final : public Collectives {
     // The watchdog is not woken: it polls within 500 ms anyway, far inside any timeout, and waking a
     // thread per collective (hundreds per step under ZeRO-3) costs the issuing host time it lacks.
     try {
-      issue(on_gpu, stream_->stream());
+      issue(on_gpu, comm_stream.stream());
     } catch (...) {
       // Not queued: it must not stay watched (the watchdog would blame a peer once it timed out).
       {
@@ -279,14 +326,14 @@ class NcclCollectives final : public Collectives {
       throw;
     }
     cudaEvent_t done = take_event();
-    PDSD_CUDA_CHECK(cudaEventRecord(done, stream_->stream()));
+    PDSD_CUDA_CHECK(cudaEventRecord(done, comm_stream.stream()));
     PendingCollective pending;
     if (wait_now) {
       PDSD_CUDA_CHECK(cudaStreamWaitEvent(current, done, 0));
     } else {
       cudaEvent_t mine;  // the handle's own: `done` goes back to the pool once the watchdog retires it
       PDSD_CUDA_CHECK(cudaEventCreateWithFlags(&mine, cudaEventDisableTiming));
-      PDSD_CUDA_CHECK(cudaEventRecord(mine, stream_->stream()));
+      PDSD_CUDA_CHECK(cudaEventRecord(mine, comm_stream.stream()));
       pending = PendingCollective([mine, device = device_, keep = on_gpu] {
         c10::cuda::CUDAGuard guard(device);
         const cudaError_t waited = cudaStreamWaitEvent(c10::cuda::getCurrentCUDAStream(device).stream(), mine, 0);
@@ -346,24 +393,79 @@ class NcclCollectives final : public Collectives {
         }
         break;
       }
-      ncclResult_t async = ncclSuccess;
-      if (ncclCommGetAsyncError(comm_, &async) == ncclSuccess && async != ncclSuccess && async != ncclInProgress) {
-        fail(str("NCCL reported an asynchronous error: ", ncclGetErrorString(async), " (set NCCL_DEBUG=WARN for details)"));
+      for (ncclComm_t c : {comm_, ce_comm_.load()}) {
+        ncclResult_t async = ncclSuccess;
+        if (c != nullptr && ncclCommGetAsyncError(c, &async) == ncclSuccess && async != ncclSuccess && async != ncclInProgress) {
+          fail(str("NCCL reported an asynchronous error: ", ncclGetErrorString(async), " (set NCCL_DEBUG=WARN for details)"));
+        }
       }
     }
   }
 
   [[noreturn]] void fail(const std::string& what) {
     log::error("rank ", rank(), ": ", what, "; aborting the communicator and stopping this worker");
+    if (ncclComm_t ce = ce_comm_.load(); ce != nullptr) ncclCommAbort(ce);
     ncclCommAbort(comm_);
     std::_Exit(1);
   }
+
+  // Copy-engine all-gathers: on first use, a second communicator split from the first with CTA
+  // policy zero (NCCL then moves an all-gather between symmetric windows with cudaMemcpy on the copy
+  // engines, one node only) and its own stream. False, with copy_engine_note_ saying why, where this
+  // NCCL or machine cannot.
+  bool copy_engines_ready() {
+    if (ce_comm_ != nullptr) return true;
+    if (!copy_engine_note_.empty()) return false;
+#if NCCL_VERSION_CODE >= NCCL_VERSION(2, 28, 0)
+    int version = 0;
+    ncclGetVersion(&version);
+    if (version < NCCL_VERSION(2, 28, 0)) {
+      copy_engine_note_ = str("NCCL ", version, " at run time has no copy-engine all-gathers (2.28 or later has)");
+    } else {
+      ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+      config.CTAPolicy = NCCL_CTA_POLICY_ZERO;
+      ncclComm_t ce = nullptr;
+      {
+        DeadlineGuard deadline(str("rank ", rank(), ": creating the copy-engine NCCL communicator"), default_timeout());
+        PDSD_NCCL_CHECK(ncclCommSplit(comm_, /*color=*/0, /*key=*/rank(), &ce, &config));
+      }
+      ce_stream_ = c10::cuda::getStreamFromPool(/*isHighPriority=*/true, device_);
+      ce_comm_ = ce;
+      log::info("nccl: rank ", rank(), ": layer all-gathers between gather memory go to the copy engines (CTA policy zero)");
+      return true;
+    }
+#else
+    copy_engine_note_ = "this build's NCCL headers predate copy-engine all-gathers (2.28)";
+#endif
+    log::warn("nccl: rank ", rank(), ": ", copy_engine_note_, "; all-gathers stay on SMs");
+    return false;
+  }
+
+  bool in_gather_window(const at::Tensor& t) const {
+    const auto* p = static_cast<const char*>(t.data_ptr());
+    const size_t n = static_cast<size_t>(t.numel()) * t.element_size();
+    for (const auto& r : gather_regions_) {
+      const auto* base = static_cast<const char*>(r.ptr);
+      if (r.window != nullptr && p >= base && p + n <= base + r.bytes) return true;
+    }
+    return false;
+  }
+
+  struct GatherRegion {
+    void* ptr;
+    size_t bytes;
+    ncclWindow_t window;  // null when NCCL declined to register it
+  };
 
   c10::DeviceIndex device_;
   // Kept for the communicator's life: rank 0 hosts it, and a peer may still be reading from it.
   c10::intrusive_ptr<c10d::Store> store_;
   ncclComm_t comm_ = nullptr;
   std::optional<c10::cuda::CUDAStream> stream_;  // set once the device is chosen
+  std::atomic<ncclComm_t> ce_comm_{nullptr};     // read by the watchdog
+  std::optional<c10::cuda::CUDAStream> ce_stream_;
+  std::string copy_engine_note_;                 // why there are no copy-engine all-gathers
+  std::vector<GatherRegion> gather_regions_;
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<Pending> pending_;

@@ -295,6 +295,7 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
       return collectives->reduce_scatter_async(out, in);
     };
     comm.all_reduce_sum = [collectives](const at::Tensor& t) { collectives->all_reduce(t); };
+    comm.gather_memory = [collectives](int64_t numel, const at::TensorOptions& o) { return collectives->gather_memory(numel, o); };
   } else {
     comm.reduce_scatter_sum = [](const at::Tensor& out, const at::Tensor& in) { out.copy_(in); };
     comm.all_gather = [](const at::Tensor& out, const at::Tensor& in) { out.copy_(in); };
@@ -328,7 +329,8 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
   if (zero3) {
     zero3_params = std::make_unique<Zero3Parameters>(
         model, weights.tensors, [&](const std::string& n) { return base_weight_trains(config, model_config, n); }, decays,
-        comm, Zero3Options{.compute_dtype = compute, .device = device, .adam = options.adam, .reduce_dtype = reduce_dtype});
+        comm, Zero3Options{.compute_dtype = compute, .device = device, .adam = options.adam, .reduce_dtype = reduce_dtype,
+                           .copy_engine_gathers = config.zero3_gather_engine == "copy"});
     model.set_layer_runner(zero3_params->layer_runner());
     options.before_forward = [&zero3_params] { zero3_params->gather_outer(); };
     options.after_forward = [&zero3_params] { zero3_params->release_outer(); };
@@ -336,6 +338,14 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
       options.sharded_step = [&zero3_params](double lr, double max_norm) { return zero3_params->step(lr, max_norm); };
       options.sharded_state_bytes = [&zero3_params] { return zero3_params->state_bytes(); };
       options.sharded_state_tensors = [&zero3_params] { return zero3_params->state_tensors(); };
+    }
+    if (lead && config.zero3_gather_engine == "copy" && collectives != nullptr && env.world_size > 1) {
+      std::string why_not;
+      if (collectives->gathers_on_copy_engines(&why_not)) {
+        log::info("zero3_gather_engine copy: layer all-gathers run on the GPUs' copy engines");
+      } else {
+        log::warn("zero3_gather_engine copy: ", why_not, "; layer all-gathers run as with sm (through fixed gather slots)");
+      }
     }
     if (lead) {
       log::info("zero_stage 3: ", zero3_params->parameter_bytes(), " bytes of weights at rest on this rank (1/",
@@ -514,6 +524,10 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
   // them until ddp_timeout (a 7B export from ZeRO-2 shards hung so on 2 GPUs). Rank 0 then writes
   // the export alone.
   if (collectives != nullptr && env.world_size > 1) collectives->barrier();
+  if (zero3_params && zero3_params->gathers_outside_slots() > 0) {
+    log::warn("zero3_gather_engine copy: ", zero3_params->gathers_outside_slots(),
+              " layer gathers found every gather slot still referenced and used ordinary memory (SM all-gathers)");
+  }
   for (auto& [name, tensor] : whole) model.parameters()[name] = tensor;
   if (lead) {
     const auto writing_started = std::chrono::steady_clock::now();
@@ -541,6 +555,7 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
                           {"optimizer_state_bytes_per_rank", trainer.optimizer_state_bytes()},
                           {"checkpoint_save_failures", result.failed_saves},
                           {"parameter_bytes_per_rank", zero3_params ? zero3_params->parameter_bytes() : parameter_bytes}};
+    if (zero3_params && config.zero3_gather_engine == "copy") all["zero3_gathers_outside_slots"] = zero3_params->gathers_outside_slots();
     if (result.eval_loss >= 0) all["eval_loss"] = result.eval_loss, all["eval_samples"] = result.eval_samples;
     std::ofstream(fs::path(config.output_dir) / "all_results.json") << all.dump(2) << "\n";
     std::ofstream(fs::path(config.output_dir) / "resolved_config.yaml") << config.to_yaml();

@@ -48,6 +48,8 @@ struct ShardComm {
   // Issued without waiting (ZeRO-3's prefetch, ZeRO-1/2's buckets during backward).
   std::function<dist::PendingCollective(const at::Tensor& out_flat, const at::Tensor& in_shard)> all_gather_async;
   std::function<dist::PendingCollective(const at::Tensor& out_shard, const at::Tensor& in_flat)> reduce_scatter_async;
+  // Memory whose all-gathers may run on copy engines (Collectives::gather_memory); unset: at::empty.
+  std::function<at::Tensor(int64_t numel, const at::TensorOptions& options)> gather_memory;
 };
 
 struct ShardedAdamWOptions {

@@ -71,12 +71,33 @@ Zero3Parameters::Zero3Parameters(CausalLM& model, const std::map<std::string, at
   const auto compute = at::TensorOptions().dtype(options_.compute_dtype).device(options_.device);
   const auto fp32 = at::TensorOptions().dtype(at::kFloat).device(options_.device);
   for (auto& u : units_) {
-    Unit& unit = *u;
     std::vector<int64_t> numels;
-    for (const auto& shape : unit.shapes) numels.push_back(c10::multiply_integers(shape));
-    unit.layout.emplace(numels, comm_.rank, comm_.world_size);
+    for (const auto& shape : u->shapes) numels.push_back(c10::multiply_integers(shape));
+    u->layout.emplace(numels, comm_.rank, comm_.world_size);
+  }
+  // Copy-engine gathers: every layer's shard in one region of gather memory and a few slots for the
+  // gathered layers in another, asked for in the same sizes and order on every rank (the shards are
+  // equal in size on every rank). The outer unit keeps ordinary memory: it is gathered once a step.
+  at::Tensor layer_shards;
+  if (options_.copy_engine_gathers && comm_.world_size > 1 && comm_.gather_memory && units_.size() > 1) {
+    int64_t shards = 0, widest = 0;
+    for (size_t i = 1; i < units_.size(); ++i) {
+      shards += units_[i]->layout->shard;
+      widest = std::max(widest, units_[i]->layout->padded);
+    }
+    layer_shards = comm_.gather_memory(shards, compute).zero_();  // the last rank's padding gathers as zeros
+    slots_.emplace(comm_.gather_memory(kGatherSlots * widest, compute), kGatherSlots, widest);
+  }
+  int64_t next_shard = 0;
+  for (auto& u : units_) {
+    Unit& unit = *u;
     const int64_t shard = unit.layout->shard;
-    unit.shard = at::zeros({shard}, compute);
+    if (layer_shards.defined() && &unit != units_[0].get()) {
+      unit.shard = layer_shards.narrow(0, next_shard, shard);
+      next_shard += shard;
+    } else {
+      unit.shard = at::zeros({shard}, compute);
+    }
     if (unit.trains) {
       unit.master = at::zeros({shard}, fp32);
       unit.exp_avg = at::zeros({shard}, fp32);
@@ -110,7 +131,7 @@ void Zero3Parameters::gather(Unit& unit, bool as_leaves) {
     unit.prefetch.wait();
     unit.full = std::exchange(unit.prefetched, at::Tensor());
   } else {
-    unit.full = at::empty({layout.padded}, source.options());
+    unit.full = source.is_same(unit.shard) ? gather_buffer(unit) : at::empty({layout.padded}, source.options());
     comm_.all_gather(unit.full, source);
   }
   unit.leaves.clear();
@@ -142,8 +163,17 @@ void Zero3Parameters::prefetch_layer(int64_t layer) {
   Unit& unit = *units_[static_cast<size_t>(layer) + 1];
   if (unit.gathered || unit.prefetched.defined()) return;
   at::NoGradGuard no_grad;
-  unit.prefetched = at::empty({unit.layout->padded}, unit.shard.options());
+  unit.prefetched = gather_buffer(unit);
   unit.prefetch = comm_.all_gather_async(unit.prefetched, unit.shard);
+}
+
+at::Tensor Zero3Parameters::gather_buffer(const Unit& unit) {
+  if (slots_ && &unit != units_[0].get()) {
+    at::Tensor slot = slots_->take(unit.layout->padded);
+    if (slot.defined()) return slot;
+    ++gathers_outside_slots_;
+  }
+  return at::empty({unit.layout->padded}, unit.shard.options());
 }
 
 void Zero3Parameters::release(Unit& unit) {

@@ -36,6 +36,7 @@
 #include "worker/model/causal_lm.h"
 #include "worker/model/checkpointed_layer.h"
 #include "worker/train/adamw.h"
+#include "worker/train/gather_slots.h"
 #include "worker/train/sharded_adamw.h"
 
 namespace pdsd {
@@ -47,6 +48,10 @@ struct Zero3Options {
   // Precision of the gradient reduce-scatter (job key communication_data_type); unset: the
   // gradients' own (a layer's are in the compute dtype, the outer unit's in fp32).
   std::optional<at::ScalarType> reduce_dtype;
+  // Job key zero3_gather_engine copy: the layers' shards and gathered layers live in the backend's
+  // gather memory (ShardComm::gather_memory; a few fixed slots, gather_slots.h), where NCCL runs
+  // their all-gathers on the copy engines, leaving the SMs to the GEMMs they overlap.
+  bool copy_engine_gathers = false;
 };
 
 class Zero3Parameters final : public LayerWeights {
@@ -68,6 +73,8 @@ class Zero3Parameters final : public LayerWeights {
   at::Tensor step(double lr, double max_grad_norm);
 
   bool trains_anything() const;
+  // Gathers that found no free slot and took ordinary memory (copy_engine_gathers only).
+  int64_t gathers_outside_slots() const { return gathers_outside_slots_; }
   int64_t parameter_bytes() const;  // this rank's weights at rest: compute shards + fp32 master shards
   int64_t state_bytes() const;      // AdamW exp_avg + exp_avg_sq shards
   // For checkpoints (worker/train/checkpoint_shards.h): the trainable weights as meta tensors (names
@@ -113,8 +120,15 @@ class Zero3Parameters final : public LayerWeights {
   CausalLM& model_;
   ShardComm comm_;
   Zero3Options options_;
+  // A gathered layer's buffer: a free slot (copy_engine_gathers), else fresh memory.
+  at::Tensor gather_buffer(const Unit& unit);
+  // Slots for a layer in use and the two prefetched, plus one for weights autograd still holds.
+  static constexpr int64_t kGatherSlots = 2 + kPrefetchLayers;
+
   std::vector<std::unique_ptr<Unit>> units_;  // [0] outer, [1 + i] layer i
   std::deque<Reduction> reducing_;
+  std::optional<GatherSlots> slots_;
+  int64_t gathers_outside_slots_ = 0;
 };
 
 }  // namespace pdsd

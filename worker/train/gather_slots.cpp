@@ -1,0 +1,36 @@
+#include "worker/train/gather_slots.h"
+
+#include "common/error.h"
+
+namespace pdsd {
+
+GatherSlots::GatherSlots(const at::Tensor& region, int64_t slots, int64_t slot_numel) : slot_numel_(slot_numel) {
+  PDSD_CHECK(region.is_contiguous() && slots > 0 && slot_numel > 0 && region.numel() >= slots * slot_numel,
+             "gather slots: a region of ", region.numel(), " elements cannot hold ", slots, " slots of ", slot_numel);
+  for (int64_t i = 0; i < slots; ++i) {
+    char* at_ = static_cast<char*>(region.data_ptr()) + i * slot_numel * static_cast<int64_t>(region.element_size());
+    // A storage of its own over the region (whose owner the deleter keeps alive): use_count() then
+    // counts exactly the tensors viewing this slot.
+    slots_.push_back(at::for_blob(at_, {slot_numel}).options(region.options()).deleter([keep = region](void*) {}).make_tensor());
+  }
+}
+
+at::Tensor GatherSlots::take(int64_t numel) {
+  PDSD_CHECK(numel > 0 && numel <= slot_numel_, "gather slots: ", numel, " elements do not fit a slot of ", slot_numel_);
+  for (size_t tried = 0; tried < slots_.size(); ++tried) {
+    const size_t i = (next_ + tried) % slots_.size();
+    if (slots_[i].storage().use_count() == 1) {
+      next_ = (i + 1) % slots_.size();
+      return slots_[i].narrow(0, 0, numel);
+    }
+  }
+  return {};
+}
+
+int64_t GatherSlots::in_use() const {
+  int64_t n = 0;
+  for (const auto& s : slots_) n += s.storage().use_count() > 1 ? 1 : 0;
+  return n;
+}
+
+}  // namespace pdsd
