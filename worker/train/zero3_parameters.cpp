@@ -29,6 +29,7 @@ struct Zero3Parameters::Unit {
   bool gathered = false;
   at::Tensor prefetched;                           // [padded], being gathered ahead of use
   dist::PendingCollective prefetch;                // its all-gather
+  at::Tensor retained;                             // [padded], kept whole since its last run (release)
 };
 
 namespace {
@@ -127,7 +128,9 @@ void Zero3Parameters::gather(Unit& unit, bool as_leaves) {
   // leaves: gathered from the fp32 masters, they accumulate in fp32 (as whole weights do without
   // ZeRO-3). Layers are reduced into the fp32 shard after every backward, so bf16 suffices there.
   const at::Tensor& source = as_leaves && &unit == units_[0].get() ? unit.master : unit.shard;
-  if (unit.prefetched.defined()) {  // gathered ahead, from the compute shard
+  if (unit.retained.defined()) {  // still whole from its last run (see release)
+    unit.full = std::exchange(unit.retained, at::Tensor());
+  } else if (unit.prefetched.defined()) {  // gathered ahead, from the compute shard
     unit.prefetch.wait();
     unit.full = std::exchange(unit.prefetched, at::Tensor());
   } else {
@@ -161,7 +164,7 @@ void Zero3Parameters::gather(Unit& unit, bool as_leaves) {
 void Zero3Parameters::prefetch_layer(int64_t layer) {
   if (layer < 0 || layer >= static_cast<int64_t>(units_.size()) - 1 || !comm_.all_gather_async) return;
   Unit& unit = *units_[static_cast<size_t>(layer) + 1];
-  if (unit.gathered || unit.prefetched.defined()) return;
+  if (unit.gathered || unit.prefetched.defined() || unit.retained.defined()) return;
   at::NoGradGuard no_grad;
   unit.prefetched = gather_buffer(unit);
   unit.prefetch = comm_.all_gather_async(unit.prefetched, unit.shard);
@@ -232,17 +235,26 @@ void Zero3Parameters::acquire(int64_t layer, bool for_backward) {
   for (int64_t ahead = 1; ahead <= kPrefetchLayers; ++ahead) prefetch_layer(for_backward ? layer - ahead : layer + ahead);
 }
 
+// Two layers are kept whole past their run, because the next run of a layer is theirs: the last
+// layer of a training forward (backward starts with it) and layer 0 after backward (the next
+// forward starts with it). That saves two all-gathers per micro-batch, the two that nothing could
+// prefetch. Every rank keeps the same ones, so the ranks still issue the same all-gathers.
 void Zero3Parameters::release(int64_t layer, bool after_backward) {
   Unit& unit = *units_[static_cast<size_t>(layer) + 1];
   if (after_backward && unit.trains) reduce_gradients(unit);
+  const bool last = layer + 2 == static_cast<int64_t>(units_.size());
+  const bool keep = after_backward ? layer == 0 : last && backward_follows_;
+  at::Tensor full = keep ? unit.full : at::Tensor();
   release(unit);
+  unit.retained = std::move(full);
 }
 
 CausalLM::LayerRunner Zero3Parameters::layer_runner() {
   return [this](int64_t layer, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                 const AttentionLayout& attention) -> at::Tensor {
     // Training: activation checkpointing with this class supplying the weights (checkpointed_layer.h).
-    if (at::GradMode::is_enabled() && x.requires_grad()) return checkpointed_layer_forward(model_, layer, x, cos, sin, attention, this);
+    backward_follows_ = at::GradMode::is_enabled() && x.requires_grad();
+    if (backward_follows_) return checkpointed_layer_forward(model_, layer, x, cos, sin, attention, this);
     acquire(layer, /*for_backward=*/false);
     at::Tensor out = model_.layer_forward(layer, x, cos, sin, attention);
     release(layer, /*after_backward=*/false);
@@ -292,6 +304,7 @@ at::Tensor Zero3Parameters::step(double lr, double max_grad_norm) {
     if (!u->trains) continue;
     u->shard.copy_(u->master);
     u->grad.zero_();
+    u->retained = at::Tensor();  // the weights it held are the old ones
   }
   return norm;
 }
@@ -349,7 +362,9 @@ std::vector<std::pair<std::string, at::Tensor>> Zero3Parameters::state_tensors()
 void Zero3Parameters::masters_changed() {
   at::NoGradGuard no_grad;
   for (auto& u : units_) {
-    if (u->trains) u->shard.copy_(u->master);
+    if (!u->trains) continue;
+    u->shard.copy_(u->master);
+    u->retained = at::Tensor();
   }
 }
 

@@ -4,7 +4,8 @@
 //
 // Units: each decoder layer is one; the embeddings, final norm and lm_head form the "outer" unit.
 // A layer is gathered (all-gather of its flat shard) just before it runs — the next two are already
-// being gathered meanwhile (prefetch) — and freed right after; in
+// being gathered meanwhile (prefetch) — and freed right after (except at the turns: the last layer
+// stays whole from forward into backward, layer 0 from backward into the next forward); in
 // backward it is gathered again and the layer recomputed — ZeRO-3 implies activation checkpointing
 // here, one extra forward per layer, the price DeepSpeed users pay with gradient checkpointing on
 // anyway — and its gradients are reduce-scattered into this rank's fp32 gradient shard, so full
@@ -129,6 +130,7 @@ class Zero3Parameters final : public LayerWeights {
   std::deque<Reduction> reducing_;
   std::optional<GatherSlots> slots_;
   int64_t gathers_outside_slots_ = 0;
+  bool backward_follows_ = false;  // the layers now running are a training forward's (checkpointed)
 };
 
 }  // namespace pdsd

@@ -1,0 +1,87 @@
+// ZeRO-3 gathers each layer for each run of it (worker/train/zero3_parameters.h), except at the two
+// turns of a micro-batch: the last layer stays whole from forward into backward, and layer 0 from
+// backward into the next forward until the optimizer step changes it. Counted here on the CPU with
+// the shipped tiny model (2 layers) in one process, whose all-gathers are copies.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "worker/model/causal_lm.h"
+#include "worker/model_weights.h"
+#include "worker/train/trainer.h"
+#include "worker/train/zero3_parameters.h"
+
+namespace pdsd {
+namespace {
+
+struct Counted {
+  int64_t gathers = 0;
+  ShardComm comm() {
+    ShardComm c{.rank = 0, .world_size = 1};
+    c.reduce_scatter_sum = [](const at::Tensor& out, const at::Tensor& in) { out.copy_(in); };
+    c.all_gather = [this](const at::Tensor& out, const at::Tensor& in) { ++gathers, out.copy_(in); };
+    c.all_gather_async = [this](const at::Tensor& out, const at::Tensor& in) {
+      ++gathers, out.copy_(in);
+      return dist::PendingCollective();
+    };
+    c.reduce_scatter_async = [](const at::Tensor& out, const at::Tensor& in) {
+      out.copy_(in);
+      return dist::PendingCollective();
+    };
+    c.all_reduce_sum = [](const at::Tensor&) {};
+    return c;
+  }
+};
+
+TEST(Zero3Gathers, EachLayerRunIsGatheredExceptAtTheTurns) {
+  const std::string dir = std::string(PDSD_SOURCE_DIR) + "/examples/tiny-qwen2";
+  const ModelConfig config = read_model_config(dir);
+  ASSERT_EQ(config.num_hidden_layers, 2);
+  ModelWeights weights = load_model_weights(dir, config);
+  std::map<std::string, at::Tensor> params;
+  for (const auto& [name, t] : weights.tensors) params[name] = t.to(at::kFloat).clone();
+  CausalLM model(config, params);
+  Counted counted;
+  Zero3Parameters z3(model, params, [](const std::string&) { return true; }, [](const std::string&) { return true; },
+                     counted.comm(), Zero3Options{});
+  model.set_layer_runner(z3.layer_runner());
+  TrainerOptions options;
+  options.schedule = {.type = "constant", .peak = 1e-3, .warmup_steps = 0, .total_steps = 2};
+  options.log_to_console = false;
+  options.before_forward = [&] { z3.gather_outer(); };
+  options.after_forward = [&] { z3.release_outer(); };
+  options.sharded_step = [&](double lr, double max_norm) { return z3.step(lr, max_norm); };
+  options.sharded_state_bytes = [&] { return z3.state_bytes(); };
+  options.sharded_state_tensors = [&] { return z3.state_tensors(); };
+  Trainer trainer(model, {}, options);
+  auto batches = [&](int64_t) {
+    std::vector<TrainBatch> out;
+    for (int m = 0; m < 3; ++m) {  // three micro-batches per step
+      TrainBatch b;
+      b.tokens.input_ids = at::randint(config.vocab_size, {2, 8}, at::kLong);
+      b.tokens.position_ids = at::arange(8, at::kLong).expand({2, 8}).contiguous();
+      b.labels = b.tokens.input_ids.clone();
+      b.real_tokens = b.tokens.input_ids.numel();
+      out.push_back(b);
+    }
+    return out;
+  };
+  std::vector<int64_t> per_step;
+  for (int64_t s = 0; s < 2; ++s) {
+    trainer.step(batches(s));
+    per_step.push_back(counted.gathers);
+  }
+  // Per step: the outer unit once; the first micro-batch gathers layer 0 and 1 for forward and
+  // layer 0 again for backward (layer 1 stayed whole); the next two find layer 0 kept from the
+  // backward before and gather layer 1 and layer 0 (for backward) only. The update changes every
+  // layer, so the next step starts over. Without the turns: 1 + 3 × 4 = 13 per step.
+  const int64_t expected = 1 + 3 + 2 + 2;
+  ASSERT_EQ(per_step.size(), 2u);
+  EXPECT_EQ(per_step[0], expected);
+  EXPECT_EQ(per_step[1] - per_step[0], expected);
+}
+
+}  // namespace
+}  // namespace pdsd
