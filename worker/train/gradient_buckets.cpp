@@ -92,7 +92,15 @@ at::Tensor flat_gradients(const std::vector<at::Tensor>& weights, int64_t padded
   parts.reserve(weights.size() + 1);
   int64_t numel = 0;
   for (const auto& w : weights) {
-    parts.push_back(w.grad().defined() ? w.grad().reshape({-1}).to(dtype) : at::zeros({w.numel()}, options));
+    // One view per weight, and a conversion only where needed: a bucket of a small model's step is
+    // hundreds of weights, and every operator here is host time the step waits for.
+    const at::Tensor& g = w.grad();
+    if (!g.defined()) {
+      parts.push_back(at::zeros({w.numel()}, options));
+    } else {
+      at::Tensor flat = g.is_contiguous() ? g.view({-1}) : g.reshape({-1});
+      parts.push_back(flat.scalar_type() == dtype ? flat : flat.to(dtype));
+    }
     numel += w.numel();
   }
   if (padded > numel) parts.push_back(at::zeros({padded - numel}, options));

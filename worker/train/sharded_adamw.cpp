@@ -110,9 +110,9 @@ at::Tensor ShardedAdamW::step(double lr, double max_grad_norm) {
 }
 
 void ShardedAdamW::masters_changed() {
-  gather({}, [this](size_t k, const at::Tensor& whole) {
-    at::Tensor t = params_[k].tensor.detach();
-    t.copy_(whole.view_as(t));
+  gather({}, [this](size_t k, const at::Tensor& whole) {  // in place, under gather's no-grad guard
+    const at::Tensor& t = params_[k].tensor;
+    t.copy_(whole.view(t.sizes()));
   });
 }
 
