@@ -1,6 +1,6 @@
-// ZeRO-3's gather slots (worker/train/gather_slots.h): fixed buffers over one region, handed out
-// only when nothing views them any more, so a layer gathered into a slot can never overwrite weights
-// that autograd (or anyone) still holds.
+// ZeRO-3's gather slots (worker/train/gather_slots.h): fixed buffers over one region, handed out in
+// a fixed round (the same slot for the same take on every rank), and never while a tensor still
+// views the slot: that would overwrite weights autograd (or anyone) holds.
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
@@ -11,36 +11,40 @@
 namespace pdsd {
 namespace {
 
-TEST(GatherSlots, SlotsAreDistinctPiecesOfTheRegion) {
+TEST(GatherSlots, SlotsAreDistinctPiecesOfTheRegionTakenInTurn) {
   at::Tensor region = at::zeros({30});
   GatherSlots slots(region, 3, 10);
-  at::Tensor a = slots.take(10), b = slots.take(7), c = slots.take(10);
-  ASSERT_TRUE(a.defined() && b.defined() && c.defined());
+  at::Tensor a = slots.take(10, "layer 0"), b = slots.take(7, "layer 1"), c = slots.take(10, "layer 2");
   EXPECT_EQ(b.numel(), 7);
+  EXPECT_EQ(static_cast<char*>(b.data_ptr()) - static_cast<char*>(a.data_ptr()), 10 * 4);
+  EXPECT_EQ(static_cast<char*>(c.data_ptr()) - static_cast<char*>(b.data_ptr()), 10 * 4);
   a.fill_(1);
   b.fill_(2);
   c.fill_(3);
   // Every element of the region belongs to exactly one slot (b's last three stay untouched).
   EXPECT_EQ(region.sum().item<double>(), 10 * 1 + 7 * 2 + 10 * 3);
   EXPECT_EQ(slots.in_use(), 3);
+  a.reset();
+  EXPECT_EQ(slots.take(10, "layer 3").data_ptr(), region.data_ptr()) << "the round starts over at slot 0";
 }
 
-TEST(GatherSlots, AHeldSlotIsNeverHandedOutAgain) {
+TEST(GatherSlots, ASlotStillViewedWhenItsTurnComesIsAnErrorNamingIt) {
   GatherSlots slots(at::zeros({20}), 2, 10);
-  at::Tensor a = slots.take(10), b = slots.take(10);
-  EXPECT_FALSE(slots.take(10).defined()) << "both slots are held";
-  // Views made from a slot hold it too (a layer's weights are views of its gathered buffer, and
-  // autograd saves such views); so does a detached alias.
+  at::Tensor a = slots.take(10, "layer 0");
+  // A layer's weights are views of its gathered buffer, and autograd saves such views.
   at::Tensor weight = a.narrow(0, 2, 4).view({2, 2});
-  at::Tensor alias = b.detach();
   a.reset();
-  b.reset();
-  EXPECT_FALSE(slots.take(10).defined()) << "a view and an alias still hold the slots";
+  slots.take(10, "layer 1").reset();
+  try {
+    slots.take(10, "layer 2");
+    FAIL() << "slot 0 was handed out while a view of it was alive";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("gather slot 0 of 2, due for layer 2, is still viewed by 1 tensor"),
+              std::string::npos) << e.what();
+  }
   weight.reset();
-  at::Tensor again = slots.take(10);
-  ASSERT_TRUE(again.defined()) << "the slot whose last view went is free";
-  again.fill_(5);
-  EXPECT_EQ(alias.sum().item<double>(), 0) << "the free slot was not the one still aliased";
+  // The failed take did not move the round: slot 0 is due again, and now free.
+  EXPECT_TRUE(slots.take(10, "layer 2").defined());
 }
 
 TEST(GatherSlots, TheSlotsKeepTheRegionAlive) {
@@ -48,7 +52,7 @@ TEST(GatherSlots, TheSlotsKeepTheRegionAlive) {
   const void* where = region.data_ptr();
   GatherSlots slots(region, 2, 4);
   region.reset();
-  at::Tensor a = slots.take(4);
+  at::Tensor a = slots.take(4, "layer 0");
   EXPECT_EQ(a.data_ptr(), where);
   EXPECT_EQ(a.sum().item<double>(), 4) << "the region's contents are still there";
 }
@@ -56,7 +60,7 @@ TEST(GatherSlots, TheSlotsKeepTheRegionAlive) {
 TEST(GatherSlots, WhatCannotFitIsAnError) {
   EXPECT_THROW(GatherSlots(at::zeros({10}), 2, 6), Error);
   GatherSlots slots(at::zeros({10}), 2, 5);
-  EXPECT_THROW(slots.take(6), Error);
+  EXPECT_THROW(slots.take(6, "layer 0"), Error);
 }
 
 }  // namespace

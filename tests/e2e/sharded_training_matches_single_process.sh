@@ -32,7 +32,8 @@ for method in sft lora; do
   run $method 2 2 buckets ddp_bucket_cap_mb=0.05
   run $method 4 1 buckets ddp_bucket_cap_mb=0.05
   # ZeRO-3's layers gathered into fixed gather slots (zero3_gather_engine copy; on the copy engines
-  # where NCCL can): a slot is never reused while autograd still holds the weights in it.
+  # where NCCL can): slots go round in a fixed order, and a slot still viewed when its turn comes
+  # would stop the job.
   run $method 2 3 copy zero3_gather_engine=copy
 done
 # Gradients reduced in bf16 (communication_data_type; the default over NCCL for bf16 weights): close
@@ -72,8 +73,6 @@ for method, weights in (("sft", "model.safetensors"), ("lora", "adapter_model.sa
         else:
             slack = 64 * world * 40 * (8 if suffix else 1)  # padding to a multiple of N per bucket, step counters
             assert abs(state - state1 / world) <= slack, f"{run}: state per rank {state} is not 1/{world} of {state1}"
-        if suffix == "-copy":
-            assert r["zero3_gathers_outside_slots"] == 0, f"{run}: layer gathers fell back to ordinary memory"
         if stage == 3:
             assert abs(params - params1 / world) <= 64 * world * 40, \
                 f"{run}: weights per rank {params} are not 1/{world} of {params1}"

@@ -85,12 +85,15 @@ TEST(NcclCollectives, EveryOpGivesTheExactResultOnTwoGpus) {
 // ZeRO-3's copy-engine all-gathers (job key zero3_gather_engine copy): all-gathers between gather
 // memory go to a second communicator with CTA policy zero and its own stream. They must give the
 // exact result, sync and async, while a reduce-scatter on the first communicator is in flight beside
-// them; and on these machines (NCCL 2.28, NVLink) the copy-engine path must be what was set up.
+// them; and on these machines (NCCL 2.28, NVLink) NCCL must really have taken the copy-engine path:
+// its log says "Init CE" when it sets that up, at the first such all-gather.
 TEST(NcclCollectives, AllGathersInGatherMemoryAreExactBesideAReduceScatter) {
   PDSD_REQUIRE_GPUS(2);
   ReservedPort port;
   ::close(port.fd);
   auto results = run_ranks(2, std::chrono::seconds(120), [&](int rank) {
+    ::setenv("NCCL_DEBUG", "INFO", 1);  // read at NCCL's first call, in this child
+    ::setenv("NCCL_DEBUG_SUBSYS", "INIT", 1);
     auto c = connect(rank, 2, port, std::chrono::seconds(60));
     auto gpu = at::TensorOptions().device(at::kCUDA, rank);
     auto data = [](int r, int64_t n) { return at::arange(n, at::kFloat).add(1000 * r); };
@@ -113,7 +116,10 @@ TEST(NcclCollectives, AllGathersInGatherMemoryAreExactBesideAReduceScatter) {
     check(at::equal(reduced.cpu(), data(0, n) + data(1, n)), "reduce_scatter beside them");
     c->barrier();
   });
-  for (const auto& r : results) EXPECT_TRUE(r.ok()) << describe(r);
+  for (const auto& r : results) {
+    EXPECT_TRUE(r.ok()) << describe(r);
+    EXPECT_NE(r.output.find("Init CE"), std::string::npos) << "NCCL did not set up copy-engine collectives\n" << describe(r);
+  }
 }
 
 TEST(NcclCollectives, PeerThatNeverJoinsEndsTheRankWithAClearError) {

@@ -93,7 +93,9 @@ class DeadlineGuard {
 class NcclCollectives final : public Collectives {
  public:
   NcclCollectives(const WorkerEnv& env, const NcclCollectivesOptions& options)
-      : Collectives(env.rank, env.world_size, options.timeout), device_(static_cast<c10::DeviceIndex>(options.device)) {
+      : Collectives(env.rank, env.world_size, options.timeout),
+        device_(static_cast<c10::DeviceIndex>(options.device)),
+        one_node_(env.local_world_size == env.world_size) {
     const milliseconds store_timeout = options.store_timeout.value_or(options.timeout);
     c10::cuda::CUDAGuard guard(device_);
     auto start = Clock::now();
@@ -147,19 +149,32 @@ class NcclCollectives final : public Collectives {
       if (p.done != nullptr) cudaEventDestroy(p.done);
     }
     for (cudaEvent_t e : free_events_) cudaEventDestroy(e);
-    // Gather memory: deregistered (every rank does so in the same order, as it registered) and freed
-    // while its communicator is still there; after a failure the communicators are aborted instead
-    // and the memory goes with the process.
+    // Gather memory: deregistered (a local unmapping) and freed while its communicator is still
+    // there, once the device is done with it. Memory some tensor still views is left to the process's
+    // end rather than freed under it. After a failure the memory goes with the process.
     if (!unfinished && !gather_regions_.empty()) {
       DeadlineGuard deadline(str("rank ", rank(), ": releasing NCCL gather memory"),
                              std::min<milliseconds>(default_timeout(), std::chrono::seconds(60)));
+      cudaDeviceSynchronize();
       for (auto& r : gather_regions_) {
+        if (r.tensor.use_count() > 1 || r.tensor.storage().use_count() > 1) {  // copies of it, or views
+          log::warn("nccl: rank ", rank(), ": ", r.bytes, " bytes of gather memory are still in use at shutdown; not freed");
+          continue;
+        }
         if (r.window != nullptr) ncclCommWindowDeregister(ce_comm_, r.window);
         ncclMemFree(r.ptr);
       }
     }
-    if (ce_comm_ != nullptr) unfinished ? ncclCommAbort(ce_comm_) : ncclCommDestroy(ce_comm_);
-    if (comm_ != nullptr) unfinished ? ncclCommAbort(comm_) : ncclCommDestroy(comm_);
+    // An abort synchronises the communicator's streams, and a copy-engine all-gather whose peer died
+    // waits on the GPU forever: after a failure the copy-engine communicator is left to the process's
+    // end, and the first one's abort is bounded.
+    if (unfinished) {
+      DeadlineGuard deadline(str("rank ", rank(), ": aborting the NCCL communicator"), std::chrono::seconds(30));
+      if (comm_ != nullptr) ncclCommAbort(comm_);
+    } else {
+      if (ce_comm_ != nullptr) ncclCommDestroy(ce_comm_);
+      if (comm_ != nullptr) ncclCommDestroy(comm_);
+    }
   }
 
   at::Tensor gather_memory(int64_t numel, const at::TensorOptions& options) override {
@@ -167,7 +182,7 @@ class NcclCollectives final : public Collectives {
     const auto on_device = options.device(at::Device(at::kCUDA, device_));
     if (!copy_engines_ready()) return at::empty({numel}, on_device);
     const size_t bytes = static_cast<size_t>(numel) * c10::elementSize(c10::typeMetaToScalarType(options.dtype()));
-    GatherRegion region{nullptr, std::max<size_t>(bytes, 1), nullptr};
+    GatherRegion region{nullptr, std::max<size_t>(bytes, 1), nullptr, {}};
     PDSD_NCCL_CHECK(ncclMemAlloc(&region.ptr, region.bytes));
     try {
       DeadlineGuard deadline(str("rank ", rank(), ": registering ", region.bytes, " bytes of gather memory with NCCL"),
@@ -177,17 +192,15 @@ class NcclCollectives final : public Collectives {
       ncclMemFree(region.ptr);
       throw;
     }
-    if (region.window == nullptr && copy_engine_note_.empty()) {  // NCCL declined (no symmetric memory here)
-      copy_engine_note_ = "NCCL registered no symmetric window (NCCL_WIN_ENABLE, NCCL_CUMEM_ENABLE, peer access)";
-      log::warn("nccl: rank ", rank(), ": ", copy_engine_note_, "; all-gathers stay on SMs");
-    }
+    // The communicator owns the memory (see the destructor): the tensors only borrow it, and the
+    // one kept here counts them.
+    region.tensor = at::from_blob(region.ptr, {numel}, [](void*) {}, on_device);
     gather_regions_.push_back(region);
-    // The communicator owns the memory (see the destructor): the tensor only borrows it.
-    return at::from_blob(region.ptr, {numel}, [](void*) {}, on_device);
+    return region.tensor;
   }
 
   bool gathers_on_copy_engines(std::string* why_not) const override {
-    const bool on = ce_comm_ != nullptr && copy_engine_note_.empty();
+    const bool on = ce_comm_ != nullptr;
     if (!on && why_not != nullptr) *why_not = copy_engine_note_.empty() ? "no gather memory was asked for" : copy_engine_note_;
     return on;
   }
@@ -404,8 +417,13 @@ class NcclCollectives final : public Collectives {
 
   [[noreturn]] void fail(const std::string& what) {
     log::error("rank ", rank(), ": ", what, "; aborting the communicator and stopping this worker");
-    if (ncclComm_t ce = ce_comm_.load(); ce != nullptr) ncclCommAbort(ce);
-    ncclCommAbort(comm_);
+    // An abort synchronises the communicator's streams; one that a dead peer's copy-engine all-gather
+    // holds up never returns. The worker stops within 10 s either way.
+    std::thread([] {
+      std::this_thread::sleep_for(std::chrono::seconds(10));
+      std::_Exit(1);
+    }).detach();
+    if (ce_comm_.load() == nullptr) ncclCommAbort(comm_);
     std::_Exit(1);
   }
 
@@ -419,11 +437,29 @@ class NcclCollectives final : public Collectives {
 #if NCCL_VERSION_CODE >= NCCL_VERSION(2, 28, 0)
     int version = 0;
     ncclGetVersion(&version);
+    // NCCL routes an all-gather to the copy engines only on one node, with symmetric memory (peer
+    // access, NCCL_WIN_ENABLE and NCCL_CUMEM_ENABLE not 0) and CTA policy zero, which NCCL_CTA_POLICY
+    // would override. Anything else would silently run kernels on a second communicator beside the
+    // first, so it is ruled out here, where it can be said.
+    auto env_is = [](const char* name, const char* value) {
+      const char* v = std::getenv(name);
+      return v != nullptr && std::string(v) == value;
+    };
+    const char* cta_policy = std::getenv("NCCL_CTA_POLICY");
     if (version < NCCL_VERSION(2, 28, 0)) {
       copy_engine_note_ = str("NCCL ", version, " at run time has no copy-engine all-gathers (2.28 or later has)");
+    } else if (!one_node_) {
+      copy_engine_note_ = "the job spans more than one node (NCCL's copy-engine all-gathers stay within one)";
+    } else if (env_is("NCCL_WIN_ENABLE", "0") || env_is("NCCL_CUMEM_ENABLE", "0")) {
+      copy_engine_note_ = "NCCL_WIN_ENABLE=0 or NCCL_CUMEM_ENABLE=0 turns NCCL's symmetric memory off";
+    } else if (cta_policy != nullptr && std::string(cta_policy) != "2") {
+      copy_engine_note_ = str("NCCL_CTA_POLICY=", cta_policy, " overrides the zero-CTA policy copy-engine all-gathers need");
+    } else if (!peers_reachable()) {
+      copy_engine_note_ = "this GPU cannot access every other visible GPU directly (no peer access)";
     } else {
       ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
       config.CTAPolicy = NCCL_CTA_POLICY_ZERO;
+      config.splitShare = 0;  // its own internal stream: sharing would queue its gathers behind comm_'s work
       ncclComm_t ce = nullptr;
       {
         DeadlineGuard deadline(str("rank ", rank(), ": creating the copy-engine NCCL communicator"), default_timeout());
@@ -441,6 +477,18 @@ class NcclCollectives final : public Collectives {
     return false;
   }
 
+  // Peer access from this GPU to every other one this process sees (all of the node's when the
+  // launcher leaves CUDA_VISIBLE_DEVICES alone; else the check covers what it can).
+  bool peers_reachable() const {
+    int count = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess) return false;
+    for (int other = 0; other < count; ++other) {
+      int can = 0;
+      if (other != device_ && (cudaDeviceCanAccessPeer(&can, device_, other) != cudaSuccess || can == 0)) return false;
+    }
+    return true;
+  }
+
   bool in_gather_window(const at::Tensor& t) const {
     const auto* p = static_cast<const char*>(t.data_ptr());
     const size_t n = static_cast<size_t>(t.numel()) * t.element_size();
@@ -454,10 +502,12 @@ class NcclCollectives final : public Collectives {
   struct GatherRegion {
     void* ptr;
     size_t bytes;
-    ncclWindow_t window;  // null when NCCL declined to register it
+    ncclWindow_t window;
+    at::Tensor tensor;  // the region as handed out: its use counts say whether anyone still holds it
   };
 
   c10::DeviceIndex device_;
+  bool one_node_;  // every rank on this node (NCCL's copy-engine all-gathers need that)
   // Kept for the communicator's life: rank 0 hosts it, and a peer may still be reading from it.
   c10::intrusive_ptr<c10d::Store> store_;
   ncclComm_t comm_ = nullptr;

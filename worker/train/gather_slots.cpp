@@ -15,16 +15,15 @@ GatherSlots::GatherSlots(const at::Tensor& region, int64_t slots, int64_t slot_n
   }
 }
 
-at::Tensor GatherSlots::take(int64_t numel) {
-  PDSD_CHECK(numel > 0 && numel <= slot_numel_, "gather slots: ", numel, " elements do not fit a slot of ", slot_numel_);
-  for (size_t tried = 0; tried < slots_.size(); ++tried) {
-    const size_t i = (next_ + tried) % slots_.size();
-    if (slots_[i].storage().use_count() == 1) {
-      next_ = (i + 1) % slots_.size();
-      return slots_[i].narrow(0, 0, numel);
-    }
-  }
-  return {};
+at::Tensor GatherSlots::take(int64_t numel, const std::string& what) {
+  PDSD_CHECK(numel > 0 && numel <= slot_numel_, "gather slots: ", what, " has ", numel, " elements, more than a slot's ",
+             slot_numel_);
+  const size_t i = next_;
+  PDSD_CHECK(slots_[i].storage().use_count() == 1, "ZeRO-3: gather slot ", i, " of ", slots_.size(), ", due for ", what,
+             ", is still viewed by ", slots_[i].storage().use_count() - 1,
+             " tensor(s) of the layer gathered into it before; reusing it would overwrite weights still in use");
+  next_ = (i + 1) % slots_.size();
+  return slots_[i].narrow(0, 0, numel);
 }
 
 int64_t GatherSlots::in_use() const {

@@ -3,22 +3,27 @@
 // gather_memory), so that it can be registered for copy-engine all-gathers, which need the memory
 // they write registered beforehand.
 //
-// A slot is free again only when no tensor views it any more (its own storage has no other owner):
-// a gathered layer's weights may be held past its release (autograd keeps what it saved until its
-// graph goes), and writing the next layer over them would corrupt them silently. When no slot is
-// free, take() returns an undefined tensor and the caller allocates as usual.
+// Slots go round in a fixed order, the same on every rank: a copy-engine all-gather writes each
+// rank's piece straight into the peers' memory at the same offset as its own, so every rank must
+// gather a layer into the same slot, and every rank must take one (a rank that fell back to other
+// memory would issue its all-gather on another communicator than its peers, and hang them). The
+// caller keeps at most size() - 1 layers whole at a time, so the slot whose turn it is was released
+// size() takes ago. take() checks that nothing views that slot any more (its own storage has no
+// other owner): a gathered layer's weights held past their release would otherwise be overwritten
+// silently. Should one be, it throws, naming the slot, instead.
 //
 // Reuse across CUDA streams needs no event here: the collectives layer orders every collective after
 // the work already queued on the caller's stream, so an all-gather into a slot issued after its last
 // tenant was released runs after every kernel that read that tenant.
 //
 //   GatherSlots slots(comm.gather_memory(4 * n, options), 4, n);
-//   at::Tensor full = slots.take(layer_numel);  // undefined: all four are still referenced
+//   at::Tensor full = slots.take(layer_numel, "layer 3");
 #pragma once
 
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace pdsd {
@@ -28,8 +33,8 @@ class GatherSlots {
   // `region`: contiguous, at least slots × slot_numel elements; the slots borrow it and keep it alive.
   GatherSlots(const at::Tensor& region, int64_t slots, int64_t slot_numel);
 
-  // A free slot's first `numel` elements (numel <= slot_numel()), or undefined when none is free.
-  at::Tensor take(int64_t numel);
+  // The next slot's first `numel` elements (numel <= slot_numel()), for `what` (named in errors).
+  at::Tensor take(int64_t numel, const std::string& what);
   int64_t slot_numel() const { return slot_numel_; }
   int64_t size() const { return static_cast<int64_t>(slots_.size()); }
   // Slots some tensor still views.
@@ -38,7 +43,7 @@ class GatherSlots {
  private:
   int64_t slot_numel_;
   std::vector<at::Tensor> slots_;  // each over its own storage, so its owners can be counted
-  size_t next_ = 0;                // round robin: the slot released longest ago is tried first
+  size_t next_ = 0;
 };
 
 }  // namespace pdsd

@@ -344,7 +344,7 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
       if (collectives->gathers_on_copy_engines(&why_not)) {
         log::info("zero3_gather_engine copy: layer all-gathers run on the GPUs' copy engines");
       } else {
-        log::warn("zero3_gather_engine copy: ", why_not, "; layer all-gathers run as with sm (through fixed gather slots)");
+        log::warn("zero3_gather_engine copy: ", why_not, "; layer all-gathers run as with sm (into fixed gather slots)");
       }
     }
     if (lead) {
@@ -524,10 +524,6 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
   // them until ddp_timeout (a 7B export from ZeRO-2 shards hung so on 2 GPUs). Rank 0 then writes
   // the export alone.
   if (collectives != nullptr && env.world_size > 1) collectives->barrier();
-  if (zero3_params && zero3_params->gathers_outside_slots() > 0) {
-    log::warn("zero3_gather_engine copy: ", zero3_params->gathers_outside_slots(),
-              " layer gathers found every gather slot still referenced and used ordinary memory (SM all-gathers)");
-  }
   for (auto& [name, tensor] : whole) model.parameters()[name] = tensor;
   if (lead) {
     const auto writing_started = std::chrono::steady_clock::now();
@@ -555,7 +551,6 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
                           {"optimizer_state_bytes_per_rank", trainer.optimizer_state_bytes()},
                           {"checkpoint_save_failures", result.failed_saves},
                           {"parameter_bytes_per_rank", zero3_params ? zero3_params->parameter_bytes() : parameter_bytes}};
-    if (zero3_params && config.zero3_gather_engine == "copy") all["zero3_gathers_outside_slots"] = zero3_params->gathers_outside_slots();
     if (result.eval_loss >= 0) all["eval_loss"] = result.eval_loss, all["eval_samples"] = result.eval_samples;
     std::ofstream(fs::path(config.output_dir) / "all_results.json") << all.dump(2) << "\n";
     std::ofstream(fs::path(config.output_dir) / "resolved_config.yaml") << config.to_yaml();

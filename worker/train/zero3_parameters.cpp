@@ -171,11 +171,7 @@ void Zero3Parameters::prefetch_layer(int64_t layer) {
 }
 
 at::Tensor Zero3Parameters::gather_buffer(const Unit& unit) {
-  if (slots_ && &unit != units_[0].get()) {
-    at::Tensor slot = slots_->take(unit.layout->padded);
-    if (slot.defined()) return slot;
-    ++gathers_outside_slots_;
-  }
+  if (slots_ && &unit != units_[0].get()) return slots_->take(unit.layout->padded, unit.label);
   return at::empty({unit.layout->padded}, unit.shard.options());
 }
 

@@ -74,8 +74,7 @@ class Zero3Parameters final : public LayerWeights {
   at::Tensor step(double lr, double max_grad_norm);
 
   bool trains_anything() const;
-  // Gathers that found no free slot and took ordinary memory (copy_engine_gathers only).
-  int64_t gathers_outside_slots() const { return gathers_outside_slots_; }
+
   int64_t parameter_bytes() const;  // this rank's weights at rest: compute shards + fp32 master shards
   int64_t state_bytes() const;      // AdamW exp_avg + exp_avg_sq shards
   // For checkpoints (worker/train/checkpoint_shards.h): the trainable weights as meta tensors (names
@@ -123,13 +122,13 @@ class Zero3Parameters final : public LayerWeights {
   Zero3Options options_;
   // A gathered layer's buffer: a free slot (copy_engine_gathers), else fresh memory.
   at::Tensor gather_buffer(const Unit& unit);
-  // Slots for a layer in use and the two prefetched, plus one for weights autograd still holds.
+  // At most 1 + kPrefetchLayers layers are whole at a time (one in use or kept at a turn, the
+  // prefetched ones), so the slot taken kGatherSlots takes ago is always released (gather_slots.h).
   static constexpr int64_t kGatherSlots = 2 + kPrefetchLayers;
 
   std::vector<std::unique_ptr<Unit>> units_;  // [0] outer, [1 + i] layer i
   std::deque<Reduction> reducing_;
   std::optional<GatherSlots> slots_;
-  int64_t gathers_outside_slots_ = 0;
   bool backward_follows_ = false;  // the layers now running are a training forward's (checkpointed)
 };
 
