@@ -58,6 +58,7 @@ struct JobConfig {
   std::string ddp_backend = "auto";  // auto | nccl | gloo
   double ddp_bucket_cap_mb = 25;  // DDP gradient bucket size (transformers' name and default)
   std::string communication_data_type = "auto";  // auto | fp32 | bf16: precision gradients are reduced in
+  double zero2_local_gradients_mb = 256;  // ZeRO-2: whole gradients up to this size are reduced once per step
   std::string zero3_gather_engine = "sm";  // sm | copy: what moves ZeRO-3's layer all-gathers (copy: copy engines)
   int64_t ddp_timeout = 1800;  // seconds a collective may wait before the job stops with an error
   // optimizer

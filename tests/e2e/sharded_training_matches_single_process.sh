@@ -29,7 +29,10 @@ for method in sft lora; do
   done
   # Gradient buckets (ddp_bucket_cap_mb) at 50 KB: many buckets, reduced during backward.
   run $method 2 0 buckets ddp_bucket_cap_mb=0.05
-  run $method 2 2 buckets ddp_bucket_cap_mb=0.05
+  run $method 2 2 buckets ddp_bucket_cap_mb=0.05 zero2_local_gradients_mb=0
+  # ZeRO-2 reducing at every micro-batch: the tiny model's gradients are below
+  # zero2_local_gradients_mb, so the plain ZeRO-2 runs above reduce once per step.
+  run $method 2 2 everymb zero2_local_gradients_mb=0
   run $method 4 1 buckets ddp_bucket_cap_mb=0.05
   # ZeRO-3's layers gathered into fixed gather slots (zero3_gather_engine copy; on the copy engines
   # where NCCL can): slots go round in a fixed order, and a slot still viewed when its turn comes
@@ -51,7 +54,7 @@ for method, weights in (("sft", "model.safetensors"), ("lora", "adapter_model.sa
     w1 = load_file(f"{out}/{ref}/{weights}")
     state1 = results(ref)["optimizer_state_bytes_per_rank"]
     params1 = results(f"{method}-1-z3")["parameter_bytes_per_rank"]
-    for world, stage, suffix in [(1, 3, "")] + [(w, z, "") for w in (2, 4) for z in (0, 1, 2, 3)] + [(2, 0, "-buckets"), (2, 2, "-buckets"), (4, 1, "-buckets"), (2, 3, "-copy")]:
+    for world, stage, suffix in [(1, 3, "")] + [(w, z, "") for w in (2, 4) for z in (0, 1, 2, 3)] + [(2, 0, "-buckets"), (2, 2, "-buckets"), (4, 1, "-buckets"), (2, 2, "-everymb"), (2, 3, "-copy")]:
         run = f"{method}-{world}-z{stage}{suffix}"
         other = [json.loads(l) for l in open(f"{out}/{run}/trainer_log.jsonl")]
         assert len(one) == len(other) == 20, (run, len(one), len(other))
@@ -73,6 +76,9 @@ for method, weights in (("sft", "model.safetensors"), ("lora", "adapter_model.sa
         else:
             slack = 64 * world * 40 * (8 if suffix else 1)  # padding to a multiple of N per bucket, step counters
             assert abs(state - state1 / world) <= slack, f"{run}: state per rank {state} is not 1/{world} of {state1}"
+        if stage == 2 and world == 2:
+            once = "one reduce-scatter per step" in open(f"{out}/{run}.txt").read()
+            assert once == (suffix == ""), f"{run}: reduced once per step: {once}"
         if stage == 3:
             assert abs(params - params1 / world) <= 64 * world * 40, \
                 f"{run}: weights per rank {params} are not 1/{world} of {params1}"

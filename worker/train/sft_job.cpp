@@ -386,9 +386,14 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
         trainable,
         ShardedAdamWOptions{.adam = options.adam, .stage = std::min<int>(config.zero_stage, 2),
                             .bucket_cap_mb = config.ddp_bucket_cap_mb,
+                            .local_gradient_bytes = static_cast<int64_t>(config.zero2_local_gradients_mb * (1 << 20)),
                             .reduce_dtype = reduce_dtype,
                             .full_precision_source = [&weights](const std::string& name) { return weights.tensors.at(name); }},
         comm);
+    if (lead && config.zero_stage >= 2 && !sharded->reduces_every_micro_batch()) {
+      log::info("zero_stage ", config.zero_stage, ": the gradients of what trains (", sharded->gradient_bytes() >> 20,
+                " MiB whole) stay on each rank until a step's last micro-batch: one reduce-scatter per step");
+    }
     if (lead && low_precision_replicas) {
       log::info("zero_stage 2: whole weights in ", compute == at::kBFloat16 ? "bf16" : "fp16",
                 " on every rank, fp32 masters and AdamW state for 1/", env.world_size, " of them");

@@ -2,6 +2,7 @@
 
 #include <ATen/core/grad_mode.h>
 
+#include <algorithm>
 #include <cmath>
 #include <deque>
 
@@ -23,7 +24,13 @@ ShardedAdamW::ShardedAdamW(const std::vector<TrainableParameter>& params, Sharde
                " is ", p.tensor.scalar_type());
     global_offset.push_back(total);
     total += p.tensor.numel();
+    gradient_bytes_ += p.tensor.numel() * static_cast<int64_t>(p.tensor.element_size());
   }
+  // Gradients kept across micro-batches accumulate in .grad, which bf16 would round (as ZeRO-1 keeps
+  // fp32 weights for): only fp32 ones stay local.
+  const bool all_fp32 = std::all_of(params_.begin(), params_.end(),
+                                    [](const TrainableParameter& p) { return p.tensor.scalar_type() == at::kFloat; });
+  reduces_every_micro_batch_ = options_.stage >= 2 && (gradient_bytes_ > options_.local_gradient_bytes || !all_fp32);
   GradientBuckets::Handlers handlers;
   handlers.free_gradients_on_issue = true;
   handlers.reduce_dtype = options_.reduce_dtype;

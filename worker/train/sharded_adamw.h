@@ -56,6 +56,12 @@ struct ShardedAdamWOptions {
   AdamWOptions adam;
   int stage = 2;               // 1: reduce at the step's last micro-batch; 2: at every micro-batch
   double bucket_cap_mb = 25;   // job key ddp_bucket_cap_mb
+  // ZeRO-2 reduces at every micro-batch so that whole gradients never pile up. Whole gradients of at
+  // most this many bytes (LoRA adapters, a few trained layers) cost less memory than the meetings
+  // cost time: every reduce-scatter makes the ranks wait for the slowest, once per micro-batch
+  // instead of once per step. Such gradients, when fp32 (bf16 ones would round as they accumulate),
+  // stay on the rank until the step's last micro-batch, as under ZeRO-1. Job key zero2_local_gradients_mb.
+  int64_t local_gradient_bytes = int64_t{256} << 20;
   // Precision of the gradient reduce-scatter (job key communication_data_type); unset: the
   // gradients' own. The reduced chunks are summed into the fp32 gradient shard either way.
   std::optional<at::ScalarType> reduce_dtype;
@@ -76,6 +82,9 @@ class ShardedAdamW {
   // norm before clipping. Every rank must call it at the same step.
   // The norm is a one-element tensor on the shard's device, not read back (the host does not wait).
   at::Tensor step(double lr, double max_grad_norm);
+  // ZeRO-2 with whole gradients above options.local_gradient_bytes; else once per step.
+  bool reduces_every_micro_batch() const { return reduces_every_micro_batch_; }
+  int64_t gradient_bytes() const { return gradient_bytes_; }  // whole gradients of what trains
   // After the master shards were overwritten (resume): gathers them into every rank's parameters.
   void masters_changed();
   // The fp32 masters whole, on the CPU, by name (for export when the parameters are rounded copies).
@@ -93,7 +102,7 @@ class ShardedAdamW {
     int64_t global_offset = 0;  // in the trainable parameters' flat order (checkpoints)
     at::Tensor master, grad, exp_avg, exp_avg_sq, step;  // views into the shard buffers
   };
-  bool reduces_now(bool last) const { return last || options_.stage >= 2; }
+  bool reduces_now(bool last) const { return last || reduces_every_micro_batch_; }
   // All-gathers every bucket's chunks (in `type`, or each bucket's parameter dtype when unset) and
   // hands each whole parameter to `sink`, bucket by bucket.
   void gather(std::optional<at::ScalarType> type, const std::function<void(size_t param, const at::Tensor& whole)>& sink);
@@ -106,6 +115,8 @@ class ShardedAdamW {
   std::vector<at::Tensor> reduced_;            // per bucket: the reduce-scatter's output, until added in
   at::Tensor master_, exp_avg_, exp_avg_sq_, grad_shard_;  // this rank's shard, fp32
   std::vector<Piece> pieces_;
+  int64_t gradient_bytes_ = 0;
+  bool reduces_every_micro_batch_ = true;
 };
 
 }  // namespace pdsd
