@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/random_batches.h"
 #include "worker/model/causal_lm.h"
 #include "worker/model_weights.h"
 #include "worker/train/trainer.h"
@@ -39,16 +40,7 @@ struct TinyRun {
   // The same two micro-batches for a step on every run (seeded by the step).
   std::vector<TrainBatch> batches(int64_t step) const {
     at::manual_seed(1000 + step);
-    std::vector<TrainBatch> out;
-    for (int m = 0; m < 2; ++m) {
-      TrainBatch b;
-      b.tokens.input_ids = at::randint(config.vocab_size, {2, 12}, at::kLong);
-      b.tokens.position_ids = at::arange(12, at::kLong).expand({2, 12}).contiguous();
-      b.labels = b.tokens.input_ids.clone();
-      b.real_tokens = b.tokens.input_ids.numel();
-      out.push_back(b);
-    }
-    return out;
+    return testing::random_batches(config.vocab_size, /*count=*/2, /*rows=*/2, /*length=*/12);
   }
 
   // The state in one number per weight: differs after any further update.

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/random_batches.h"
 #include "worker/model/causal_lm.h"
 #include "worker/model_weights.h"
 #include "worker/train/trainer.h"
@@ -56,21 +57,9 @@ TEST(Zero3Gathers, EachLayerRunIsGatheredExceptAtTheTurns) {
   options.sharded_state_bytes = [&] { return z3.state_bytes(); };
   options.sharded_state_tensors = [&] { return z3.state_tensors(); };
   Trainer trainer(model, {}, options);
-  auto batches = [&](int64_t) {
-    std::vector<TrainBatch> out;
-    for (int m = 0; m < 3; ++m) {  // three micro-batches per step
-      TrainBatch b;
-      b.tokens.input_ids = at::randint(config.vocab_size, {2, 8}, at::kLong);
-      b.tokens.position_ids = at::arange(8, at::kLong).expand({2, 8}).contiguous();
-      b.labels = b.tokens.input_ids.clone();
-      b.real_tokens = b.tokens.input_ids.numel();
-      out.push_back(b);
-    }
-    return out;
-  };
   std::vector<int64_t> per_step;
   for (int64_t s = 0; s < 2; ++s) {
-    trainer.step(batches(s));
+    trainer.step(testing::random_batches(config.vocab_size, /*count=*/3, /*rows=*/2, /*length=*/8));
     per_step.push_back(counted.gathers);
   }
   // Per step: the outer unit once; the first micro-batch gathers layer 0 and 1 for forward and
