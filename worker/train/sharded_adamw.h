@@ -7,7 +7,8 @@
 // shard. ZeRO-1 reduces once per optimizer step (the step's last
 // micro-batch; earlier ones accumulate into .grad, with no communication); ZeRO-2 reduces every
 // micro-batch and drops each .grad as soon as its bucket is copied out, so full gradients never pile
-// up across micro-batches. The step: clip by the global norm (an all-reduce of the shards' squared
+// up across micro-batches (unless they are small and fp32: then once per step, as ZeRO-1;
+// local_gradient_bytes below). The step: clip by the global norm (an all-reduce of the shards' squared
 // norms), libtorch's fused AdamW on the shard, then each bucket's updated chunks all-gathered back
 // into every rank's full parameters. The numbers equal replicated DDP + AdamW within float32 rounding
 // (tests/e2e/sharded_training_matches_single_process.sh); the state per rank falls as 1/N.
@@ -54,7 +55,7 @@ struct ShardComm {
 
 struct ShardedAdamWOptions {
   AdamWOptions adam;
-  int stage = 2;               // 1: reduce at the step's last micro-batch; 2: at every micro-batch
+  int stage = 2;               // 1: reduce at the step's last micro-batch; 2: at every micro-batch (but see below)
   double bucket_cap_mb = 25;   // job key ddp_bucket_cap_mb
   // ZeRO-2 reduces at every micro-batch so that whole gradients never pile up. Whole gradients of at
   // most this many bytes (LoRA adapters, a few trained layers) cost less memory than the meetings

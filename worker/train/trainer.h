@@ -93,7 +93,7 @@ struct TrainerOptions {
   std::function<void()> after_forward;
   // Around every micro-batch's backward; `last`: the optimizer step's last one. Gradient buckets
   // (gradient_buckets.h) are armed and finished here: DDP's and ZeRO-1's on the last micro-batch
-  // only, ZeRO-2's on every one.
+  // only, ZeRO-2's on every one (unless its gradients are small: sharded_adamw.h).
   std::function<void(bool last)> before_backward;
   std::function<void(bool last)> after_backward;
   // DDP: set when the buckets above reduce the gradients (the trainer checks that some reduction exists).

@@ -224,6 +224,11 @@ void Zero3Parameters::complete_reductions(size_t keep) {
 // that run next — the next layers in forward, the previous ones in backward.
 void Zero3Parameters::acquire(int64_t layer, bool for_backward) {
   Unit& unit = *units_[static_cast<size_t>(layer) + 1];
+  // A forward starts: a last layer kept for a backward that never came is dropped, so no layer stays
+  // whole across a whole pass (gather_slots.h counts on that).
+  if (layer == 0 && !for_backward) {
+    for (size_t i = 2; i < units_.size(); ++i) units_[i]->retained = at::Tensor();
+  }
   gather(unit, /*as_leaves=*/for_backward && unit.trains);
   // Two layers ahead: each all-gather is a meeting of every rank, and a host that runs a layer behind
   // its peer (small models are bound by the host's per-operator cost) then still finds the next

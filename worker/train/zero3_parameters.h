@@ -123,7 +123,8 @@ class Zero3Parameters final : public LayerWeights {
   // A gathered layer's buffer: a free slot (copy_engine_gathers), else fresh memory.
   at::Tensor gather_buffer(const Unit& unit);
   // At most 1 + kPrefetchLayers layers are whole at a time (one in use or kept at a turn, the
-  // prefetched ones), so the slot taken kGatherSlots takes ago is always released (gather_slots.h).
+  // prefetched ones), and none stays whole across kGatherSlots later takes (a kept layer is used or
+  // dropped at the next pass's start), so the slot due is always released (gather_slots.h).
   static constexpr int64_t kGatherSlots = 2 + kPrefetchLayers;
 
   std::vector<std::unique_ptr<Unit>> units_;  // [0] outer, [1 + i] layer i
