@@ -76,6 +76,10 @@ for method, weights in (("sft", "model.safetensors"), ("lora", "adapter_model.sa
         else:
             slack = 64 * world * 40 * (8 if suffix else 1)  # padding to a multiple of N per bucket, step counters
             assert abs(state - state1 / world) <= slack, f"{run}: state per rank {state} is not 1/{world} of {state1}"
+        if suffix == "-copy":  # over NCCL (on the GPU machine) the copy engines must really be in use
+            log = open(f"{out}/{run}.txt").read()
+            on_copy_engines = "layer all-gathers run on the GPUs' copy engines" in log
+            assert on_copy_engines == ("nccl: rank" in log), f"{run}: copy-engine gathers {on_copy_engines} over this backend"
         if stage == 2 and world == 2:
             once = "one reduce-scatter per step" in open(f"{out}/{run}.txt").read()
             assert once == (suffix == ""), f"{run}: reduced once per step: {once}"
