@@ -51,7 +51,7 @@ const std::vector<FieldSpec>& schema() {
       {"communication_data_type", "parallelism", &J::communication_data_type, {}, {"auto", "fp32", "bf16"}, false,
        "precision gradients are reduced in; auto: that of the weights computing them over NCCL (bf16/fp16 under ZeRO-2/3 with bf16/fp16), fp32 over Gloo"},
       {"zero2_local_gradients_mb", "parallelism", &J::zero2_local_gradients_mb, at_least(0), {}, false,
-       "ZeRO-2 (and ZeRO-3's LoRA adapters): whole gradients of what trains up to this many MiB stay on each rank until the step's last micro-batch, one reduce-scatter per step instead of one per micro-batch; 0: every micro-batch"},
+       "ZeRO-2 (and ZeRO-3's LoRA adapters): whole fp32 gradients of what trains up to this many MiB stay on each rank until the step's last micro-batch, one reduce-scatter per step instead of one per micro-batch; 0: every micro-batch"},
       {"zero3_gather_engine", "parallelism", &J::zero3_gather_engine, {}, {"sm", "copy"}, false,
        "ZeRO-3's layer all-gathers: sm (NCCL kernels) or copy (the GPUs' copy engines, leaving the SMs to compute; NCCL 2.28+, one node; elsewhere as sm)"},
       {"ddp_timeout", "parallelism", &J::ddp_timeout, between(1, 7 * 24 * 3600), {}, false,
