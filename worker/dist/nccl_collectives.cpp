@@ -456,7 +456,15 @@ class NcclCollectives final : public Collectives {
       copy_engine_note_ = str("NCCL_CTA_POLICY=", cta_policy, " overrides the zero-CTA policy copy-engine all-gathers need");
     } else if (!peers_reachable()) {
       copy_engine_note_ = "this GPU cannot access every other visible GPU directly (no peer access)";
-    } else {
+    }
+    // The split is collective: every rank must take this path or none (a rank that split alone would
+    // wait for its peers until the timeout), so the ranks agree first.
+    at::Tensor able = at::full({1}, copy_engine_note_.empty() ? 1 : 0, at::kInt);
+    all_reduce(able, ReduceOp::min);
+    if (able.item<int>() == 0 && copy_engine_note_.empty()) {
+      copy_engine_note_ = "another rank cannot use copy-engine all-gathers (its log says why)";
+    }
+    if (copy_engine_note_.empty()) {
       ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
       config.CTAPolicy = NCCL_CTA_POLICY_ZERO;
       config.splitShare = 0;  // its own internal stream: sharing would queue its gathers behind comm_'s work
