@@ -236,11 +236,7 @@ class NcclCollectives final : public Collectives {
   }
 
   void run_all_gather(const at::Tensor& output_flat, const at::Tensor& input, const CollectiveCall& call) override {
-    const bool ce = in_gather_window(output_flat) && in_gather_window(input);
-    staged({output_flat, input}, [&](const std::vector<at::Tensor>& t, cudaStream_t s) {
-      PDSD_NCCL_CHECK(ncclAllGather(t[1].data_ptr(), t[0].data_ptr(), static_cast<size_t>(t[1].numel()), nccl_type(t[1]),
-                                    ce ? ce_comm_.load() : comm_, s));
-    }, call, /*wait_now=*/true, ce);
+    issue_all_gather(output_flat, input, call, /*wait_now=*/true);
   }
 
   PendingCollective run_all_gather_async(const at::Tensor& output_flat, const at::Tensor& input,
@@ -249,11 +245,7 @@ class NcclCollectives final : public Collectives {
       run_all_gather(output_flat, input, call);
       return {};
     }
-    const bool ce = in_gather_window(output_flat) && in_gather_window(input);
-    return staged({output_flat, input}, [&](const std::vector<at::Tensor>& t, cudaStream_t s) {
-      PDSD_NCCL_CHECK(ncclAllGather(t[1].data_ptr(), t[0].data_ptr(), static_cast<size_t>(t[1].numel()), nccl_type(t[1]),
-                                    ce ? ce_comm_.load() : comm_, s));
-    }, call, /*wait_now=*/false, ce);
+    return issue_all_gather(output_flat, input, call, /*wait_now=*/false);
   }
 
   void run_reduce_scatter(const at::Tensor& output_shard, const at::Tensor& input_flat, ReduceOp op,
@@ -365,6 +357,16 @@ class NcclCollectives final : public Collectives {
       }
     }
     return pending;
+  }
+
+  // An all-gather between gather memory goes to the copy-engine communicator, any other to the first.
+  PendingCollective issue_all_gather(const at::Tensor& output_flat, const at::Tensor& input, const CollectiveCall& call,
+                                     bool wait_now) {
+    const bool ce = in_gather_window(output_flat) && in_gather_window(input);
+    return staged({output_flat, input}, [&](const std::vector<at::Tensor>& t, cudaStream_t s) {
+      PDSD_NCCL_CHECK(ncclAllGather(t[1].data_ptr(), t[0].data_ptr(), static_cast<size_t>(t[1].numel()), nccl_type(t[1]),
+                                    ce ? ce_comm_.load() : comm_, s));
+    }, call, wait_now, ce);
   }
 
   cudaEvent_t take_event() {

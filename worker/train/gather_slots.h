@@ -7,8 +7,8 @@
 // rank's piece straight into the peers' memory at the same offset as its own, so every rank must
 // gather a layer into the same slot, and every rank must take one (a rank that fell back to other
 // memory would issue its all-gather on another communicator than its peers, and hang them). The
-// caller keeps at most size() - 1 layers whole at a time, so the slot whose turn it is was released
-// size() takes ago. take() checks that nothing views that slot any more (its own storage has no
+// caller keeps at most slots - 1 layers whole at a time, so the slot whose turn it is was released
+// `slots` takes ago. take() checks that nothing views that slot any more (its own storage has no
 // other owner): a gathered layer's weights held past their release would otherwise be overwritten
 // silently. Should one be, it throws, naming the slot, instead.
 //
@@ -35,8 +35,6 @@ class GatherSlots {
 
   // The next slot's first `numel` elements (numel <= slot_numel()), for `what` (named in errors).
   at::Tensor take(int64_t numel, const std::string& what);
-  int64_t slot_numel() const { return slot_numel_; }
-  int64_t size() const { return static_cast<int64_t>(slots_.size()); }
   // Slots some tensor still views.
   int64_t in_use() const;
 
