@@ -54,6 +54,8 @@ const std::vector<FieldSpec>& schema() {
        "ZeRO-2 (and ZeRO-3's LoRA adapters): whole fp32 gradients of what trains up to this many MiB stay on each rank until the step's last micro-batch, one reduce-scatter per step instead of one per micro-batch; 0: every micro-batch"},
       {"zero3_gather_engine", "parallelism", &J::zero3_gather_engine, {}, {"sm", "copy"}, false,
        "ZeRO-3's layer all-gathers: sm (NCCL kernels) or copy (the GPUs' copy engines, leaving the SMs to compute; NCCL 2.28+, one node; elsewhere as sm)"},
+      {"zero3_keep_gathered_mb", "parallelism", &J::zero3_keep_gathered_mb, at_least(0), {}, false,
+       "ZeRO-3: gathered layers stay whole between their runs, up to this many MiB per GPU, until their weights change: a frozen (LoRA base) layer is gathered once per job, a trainable one once per optimizer step instead of twice per micro-batch; 0: only at the turns of a micro-batch"},
       {"ddp_timeout", "parallelism", &J::ddp_timeout, between(1, 7 * 24 * 3600), {}, false,
        "seconds a collective may wait before the job stops with an error"},
       // optimizer

@@ -60,6 +60,7 @@ struct JobConfig {
   std::string communication_data_type = "auto";  // auto | fp32 | bf16: precision gradients are reduced in
   double zero2_local_gradients_mb = 256;  // ZeRO-2: whole gradients up to this size are reduced once per step
   std::string zero3_gather_engine = "sm";  // sm | copy: what moves ZeRO-3's layer all-gathers (copy: copy engines)
+  double zero3_keep_gathered_mb = 0;  // ZeRO-3: gathered layers stay whole until their weights change, up to this size
   int64_t ddp_timeout = 1800;  // seconds a collective may wait before the job stops with an error
   // optimizer
   double learning_rate = 5e-5;

@@ -57,6 +57,19 @@ TEST(GatherSlots, TheSlotsKeepTheRegionAlive) {
   EXPECT_EQ(a.sum().item<double>(), 4) << "the region's contents are still there";
 }
 
+TEST(GatherSlots, HoldsWhatLiesInTheSlotsAlone) {
+  // ZeRO-3 moves a layer kept for long out of its slot (zero3_keep_gathered_mb), and asks this first.
+  at::Tensor region = at::zeros({12});
+  GatherSlots slots(region, 2, 5);  // elements 10 and 11 lie outside every slot
+  at::Tensor a = slots.take(5, "layer 0");
+  at::Tensor b = slots.take(3, "layer 1");
+  EXPECT_TRUE(slots.holds(a));
+  EXPECT_TRUE(slots.holds(b.narrow(0, 2, 1)));
+  EXPECT_FALSE(slots.holds(region.narrow(0, 10, 2)));
+  EXPECT_FALSE(slots.holds(a.clone()));
+  EXPECT_FALSE(slots.holds(at::Tensor()));
+}
+
 TEST(GatherSlots, WhatCannotFitIsAnError) {
   EXPECT_THROW(GatherSlots(at::zeros({10}), 2, 6), Error);
   GatherSlots slots(at::zeros({10}), 2, 5);

@@ -1,7 +1,8 @@
 // ZeRO-3 gathers each layer for each run of it (worker/train/zero3_parameters.h), except at the two
 // turns of a micro-batch: the last layer stays whole from forward into backward, and layer 0 from
-// backward into the next forward until the optimizer step changes it. Counted here on the CPU with
-// the shipped tiny model (2 layers) in one process, whose all-gathers are copies.
+// backward into the next forward until the optimizer step changes it; and except for layers kept
+// whole under the keep budget (zero3_keep_gathered_mb). Counted here on the CPU with the shipped
+// tiny model (2 layers) in one process, whose all-gathers are copies.
 #include <gtest/gtest.h>
 
 #include <map>
@@ -36,18 +37,26 @@ struct Counted {
   }
 };
 
-TEST(Zero3Gathers, EachLayerRunIsGatheredExceptAtTheTurns) {
+// Trains the tiny model (2 layers) for 2 steps of 3 micro-batches under ZeRO-3 and returns the
+// all-gathers issued by the end of each step.
+std::vector<int64_t> gathers_per_step(bool layers_train, int64_t keep_layers) {
   const std::string dir = std::string(PDSD_SOURCE_DIR) + "/examples/tiny-qwen2";
   const ModelConfig config = read_model_config(dir);
-  ASSERT_EQ(config.num_hidden_layers, 2);
+  EXPECT_EQ(config.num_hidden_layers, 2);
   ModelWeights weights = load_model_weights(dir, config);
   std::map<std::string, at::Tensor> params;
   for (const auto& [name, t] : weights.tensors) params[name] = t.to(at::kFloat).clone();
   CausalLM model(config, params);
   Counted counted;
-  Zero3Parameters z3(model, params, [](const std::string&) { return true; }, [](const std::string&) { return true; },
-                     counted.comm(), Zero3Options{});
-  model.set_layer_runner(z3.layer_runner());
+  const auto trains = [layers_train](const std::string& name) {
+    return layers_train || name.rfind("model.layers.", 0) != 0;  // frozen layers: a LoRA base, in effect
+  };
+  Zero3Options z3_options;
+  Zero3Parameters probe(model, params, trains, [](const std::string&) { return true; }, counted.comm(), z3_options);
+  z3_options.keep_gathered_bytes = keep_layers * probe.gathered_layer_bytes();
+  CausalLM fresh(config, params);
+  Zero3Parameters z3(fresh, params, trains, [](const std::string&) { return true; }, counted.comm(), z3_options);
+  fresh.set_layer_runner(z3.layer_runner());
   TrainerOptions options;
   options.schedule = {.type = "constant", .peak = 1e-3, .warmup_steps = 0, .total_steps = 2};
   options.log_to_console = false;
@@ -56,12 +65,17 @@ TEST(Zero3Gathers, EachLayerRunIsGatheredExceptAtTheTurns) {
   options.sharded_step = [&](double lr, double max_norm) { return z3.step(lr, max_norm); };
   options.sharded_state_bytes = [&] { return z3.state_bytes(); };
   options.sharded_state_tensors = [&] { return z3.state_tensors(); };
-  Trainer trainer(model, {}, options);
+  Trainer trainer(fresh, {}, options);
   std::vector<int64_t> per_step;
   for (int64_t s = 0; s < 2; ++s) {
     trainer.step(testing::random_batches(config.vocab_size, /*count=*/3, /*rows=*/2, /*length=*/8));
     per_step.push_back(counted.gathers);
   }
+  return per_step;
+}
+
+TEST(Zero3Gathers, EachLayerRunIsGatheredExceptAtTheTurns) {
+  const std::vector<int64_t> per_step = gathers_per_step(/*layers_train=*/true, /*keep_layers=*/0);
   // Per step: the outer unit once; the first micro-batch gathers layer 0 and 1 for forward and
   // layer 0 again for backward (layer 1 stayed whole); the next two find layer 0 kept from the
   // backward before and gather layer 1 and layer 0 (for backward) only. The update changes every
@@ -70,6 +84,27 @@ TEST(Zero3Gathers, EachLayerRunIsGatheredExceptAtTheTurns) {
   ASSERT_EQ(per_step.size(), 2u);
   EXPECT_EQ(per_step[0], expected);
   EXPECT_EQ(per_step[1] - per_step[0], expected);
+}
+
+TEST(Zero3Gathers, KeptTrainableLayersAreGatheredOncePerStep) {
+  // Both layers fit the keep budget: the outer unit and each layer once per step, whatever the
+  // micro-batches; the update drops them.
+  std::vector<int64_t> per_step = gathers_per_step(/*layers_train=*/true, /*keep_layers=*/2);
+  EXPECT_EQ(per_step[0], 1 + 2);
+  EXPECT_EQ(per_step[1] - per_step[0], 1 + 2);
+  // One fits: layer 0 (released first) stays, layer 1 keeps only its turn: the first micro-batch
+  // gathers both, the next two layer 1 alone.
+  per_step = gathers_per_step(/*layers_train=*/true, /*keep_layers=*/1);
+  EXPECT_EQ(per_step[0], 1 + 2 + 1 + 1);
+  EXPECT_EQ(per_step[1] - per_step[0], 1 + 2 + 1 + 1);
+}
+
+TEST(Zero3Gathers, KeptFrozenLayersAreGatheredOncePerJob) {
+  // The LoRA case: frozen layers never change, so once kept they are never gathered again; the
+  // trainable outer unit still is, once per step.
+  const std::vector<int64_t> per_step = gathers_per_step(/*layers_train=*/false, /*keep_layers=*/2);
+  EXPECT_EQ(per_step[0], 1 + 2);
+  EXPECT_EQ(per_step[1] - per_step[0], 1);
 }
 
 }  // namespace

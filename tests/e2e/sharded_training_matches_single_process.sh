@@ -5,7 +5,8 @@
 # steps and the same final weights as 1 process, within float32 tolerance — full fine-tuning and
 # LoRA; DDP, ZeRO-1 and ZeRO-2 also with many small gradient buckets (all-reduced or reduce-scattered
 # during backward, chunks cutting parameters between ranks); ZeRO-3 also with its layers gathered into
-# fixed gather slots (zero3_gather_engine copy). Memory per rank is read from
+# fixed gather slots (zero3_gather_engine copy), and with a layer kept whole between its runs
+# (zero3_keep_gathered_mb). Memory per rank is read from
 # all_results.json: optimizer state falls as 1/N under ZeRO-1/2/3, and the weights held at rest fall
 # as 1/N under ZeRO-3.
 set -euo pipefail
@@ -38,6 +39,9 @@ for method in sft lora; do
   # where NCCL can): slots go round in a fixed order, and a slot still viewed when its turn comes
   # would stop the job.
   run $method 2 3 copy zero3_gather_engine=copy
+  # ... and with one of the two layers (about 0.18 MiB) kept whole until the update changes it
+  # (zero3_keep_gathered_mb): moved out of its slot once, the other layer still taking the slots.
+  run $method 2 3 keep zero3_gather_engine=copy zero3_keep_gathered_mb=0.2
 done
 # Gradients reduced in bf16 (communication_data_type; the default over NCCL for bf16 weights): close
 # to one process within bf16 rounding.
@@ -54,7 +58,7 @@ for method, weights in (("sft", "model.safetensors"), ("lora", "adapter_model.sa
     w1 = load_file(f"{out}/{ref}/{weights}")
     state1 = results(ref)["optimizer_state_bytes_per_rank"]
     params1 = results(f"{method}-1-z3")["parameter_bytes_per_rank"]
-    for world, stage, suffix in [(1, 3, "")] + [(w, z, "") for w in (2, 4) for z in (0, 1, 2, 3)] + [(2, 0, "-buckets"), (2, 2, "-buckets"), (4, 1, "-buckets"), (2, 2, "-everymb"), (2, 3, "-copy")]:
+    for world, stage, suffix in [(1, 3, "")] + [(w, z, "") for w in (2, 4) for z in (0, 1, 2, 3)] + [(2, 0, "-buckets"), (2, 2, "-buckets"), (4, 1, "-buckets"), (2, 2, "-everymb"), (2, 3, "-copy"), (2, 3, "-keep")]:
         run = f"{method}-{world}-z{stage}{suffix}"
         other = [json.loads(l) for l in open(f"{out}/{run}/trainer_log.jsonl")]
         assert len(one) == len(other) == 20, (run, len(one), len(other))
@@ -76,10 +80,12 @@ for method, weights in (("sft", "model.safetensors"), ("lora", "adapter_model.sa
         else:
             slack = 64 * world * 40 * (8 if suffix else 1)  # padding to a multiple of N per bucket, step counters
             assert abs(state - state1 / world) <= slack, f"{run}: state per rank {state} is not 1/{world} of {state1}"
-        if suffix == "-copy":  # over NCCL (on the GPU machine) the copy engines must really be in use
+        if suffix in ("-copy", "-keep"):  # over NCCL (on the GPU machine) the copy engines must really be in use
             log = open(f"{out}/{run}.txt").read()
             on_copy_engines = "layer all-gathers run on the GPUs' copy engines" in log
             assert on_copy_engines == ("nccl: rank" in log), f"{run}: copy-engine gathers {on_copy_engines} over this backend"
+        if suffix == "-keep":
+            assert "zero3_keep_gathered_mb 0.2: 1 of 2 layers" in log, f"{run}: not one layer kept whole"
         if stage == 2 and world == 2:
             once = "one reduce-scatter per step" in open(f"{out}/{run}.txt").read()
             assert once == (suffix == ""), f"{run}: reduced once per step: {once}"

@@ -7,6 +7,8 @@ namespace pdsd {
 GatherSlots::GatherSlots(const at::Tensor& region, int64_t slots, int64_t slot_numel) : slot_numel_(slot_numel) {
   PDSD_CHECK(region.is_contiguous() && slots > 0 && slot_numel > 0 && region.numel() >= slots * slot_numel,
              "gather slots: a region of ", region.numel(), " elements cannot hold ", slots, " slots of ", slot_numel);
+  begin_ = static_cast<const char*>(region.data_ptr());
+  end_ = begin_ + slots * slot_numel * static_cast<int64_t>(region.element_size());
   for (int64_t i = 0; i < slots; ++i) {
     char* at_ = static_cast<char*>(region.data_ptr()) + i * slot_numel * static_cast<int64_t>(region.element_size());
     // A storage of its own over the region (whose owner the deleter keeps alive): use_count() then
@@ -24,6 +26,12 @@ at::Tensor GatherSlots::take(int64_t numel, const std::string& what) {
              " tensor(s) of the layer gathered into it before; reusing it would overwrite weights still in use");
   next_ = (i + 1) % slots_.size();
   return slots_[i].narrow(0, 0, numel);
+}
+
+bool GatherSlots::holds(const at::Tensor& t) const {
+  if (!t.defined()) return false;
+  const auto* p = static_cast<const char*>(t.data_ptr());
+  return p >= begin_ && p < end_;
 }
 
 int64_t GatherSlots::in_use() const {

@@ -37,10 +37,14 @@ class GatherSlots {
   at::Tensor take(int64_t numel, const std::string& what);
   // Slots some tensor still views.
   int64_t in_use() const;
+  // Whether `t` lies in one of the slots.
+  bool holds(const at::Tensor& t) const;
 
  private:
   int64_t slot_numel_;
   std::vector<at::Tensor> slots_;  // each over its own storage, so its owners can be counted
+  const char* begin_;                // the region's bytes
+  const char* end_;
   size_t next_ = 0;
 };
 

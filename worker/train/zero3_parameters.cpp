@@ -2,6 +2,7 @@
 
 #include <ATen/core/grad_mode.h>
 
+#include <algorithm>
 #include <cmath>
 #include <optional>
 #include <utility>
@@ -30,6 +31,7 @@ struct Zero3Parameters::Unit {
   at::Tensor prefetched;                           // [padded], being gathered ahead of use
   dist::PendingCollective prefetch;                // its all-gather
   at::Tensor retained;                             // [padded], kept whole since its last run (release)
+  bool kept = false;                               // retained under the keep budget, not just for a turn
 };
 
 namespace {
@@ -227,7 +229,9 @@ void Zero3Parameters::acquire(int64_t layer, bool for_backward) {
   // A forward starts: a last layer kept for a backward that never came is dropped, so no layer stays
   // whole across a whole pass (gather_slots.h counts on that).
   if (layer == 0 && !for_backward) {
-    for (size_t i = 2; i < units_.size(); ++i) units_[i]->retained = at::Tensor();
+    for (size_t i = 2; i < units_.size(); ++i) {
+      if (!units_[i]->kept) units_[i]->retained = at::Tensor();
+    }
   }
   gather(unit, /*as_leaves=*/for_backward && unit.trains);
   // Two layers ahead: each all-gather is a meeting of every rank, and a host that runs a layer behind
@@ -239,15 +243,36 @@ void Zero3Parameters::acquire(int64_t layer, bool for_backward) {
 // Two layers are kept whole past their run, because the next run of a layer is theirs: the last
 // layer of a training forward (backward starts with it) and layer 0 after backward (the next
 // forward starts with it). That saves two all-gathers per micro-batch, the two that nothing could
-// prefetch. Every rank keeps the same ones, so the ranks still issue the same all-gathers.
+// prefetch. Beyond those, layers are kept while the keep budget allows (Zero3Options::
+// keep_gathered_bytes), first come first kept, until their weights change. Every rank keeps the same
+// ones (the same layers run in the same order everywhere), so the ranks still issue the same
+// all-gathers.
 void Zero3Parameters::release(int64_t layer, bool after_backward) {
   Unit& unit = *units_[static_cast<size_t>(layer) + 1];
   if (after_backward && unit.trains) reduce_gradients(unit);
+  const int64_t bytes = unit.layout->padded * static_cast<int64_t>(unit.shard.element_size());
+  if (!unit.kept && kept_bytes_ + bytes <= options_.keep_gathered_bytes) {
+    unit.kept = true;
+    kept_bytes_ += bytes;
+  }
   const bool last = layer + 2 == static_cast<int64_t>(units_.size());
-  const bool keep = after_backward ? layer == 0 : last && backward_follows_;
-  at::Tensor full = keep ? unit.full : at::Tensor();
+  const bool turn = after_backward ? layer == 0 : last && backward_follows_;
+  at::Tensor full;
+  if (unit.kept) {
+    // A gather slot comes round again a few gathers later (gather_slots.h): a layer kept for longer
+    // moves out of it, once, into memory of its own.
+    full = slots_ && slots_->holds(unit.full) ? unit.full.clone() : unit.full;
+  } else if (turn) {
+    full = unit.full;
+  }
   release(unit);
   unit.retained = std::move(full);
+}
+
+void Zero3Parameters::drop_kept(Unit& unit) {
+  unit.retained = at::Tensor();
+  if (unit.kept) kept_bytes_ -= unit.layout->padded * static_cast<int64_t>(unit.shard.element_size());
+  unit.kept = false;
 }
 
 CausalLM::LayerRunner Zero3Parameters::layer_runner() {
@@ -305,9 +330,15 @@ at::Tensor Zero3Parameters::step(double lr, double max_grad_norm) {
     if (!u->trains) continue;
     u->shard.copy_(u->master);
     u->grad.zero_();
-    u->retained = at::Tensor();  // the weights it held are the old ones
+    drop_kept(*u);  // the weights it held are the old ones
   }
   return norm;
+}
+
+int64_t Zero3Parameters::gathered_layer_bytes() const {
+  int64_t widest = 0;
+  for (size_t i = 1; i < units_.size(); ++i) widest = std::max(widest, units_[i]->layout->padded);
+  return widest * static_cast<int64_t>(units_[0]->shard.element_size());
 }
 
 bool Zero3Parameters::trains_anything() const {
@@ -365,7 +396,7 @@ void Zero3Parameters::masters_changed() {
   for (auto& u : units_) {
     if (!u->trains) continue;
     u->shard.copy_(u->master);
-    u->retained = at::Tensor();
+    drop_kept(*u);
   }
 }
 

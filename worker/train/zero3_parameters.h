@@ -5,7 +5,8 @@
 // Units: each decoder layer is one; the embeddings, final norm and lm_head form the "outer" unit.
 // A layer is gathered (all-gather of its flat shard) just before it runs — the next two are already
 // being gathered meanwhile (prefetch) — and freed right after (except at the turns: the last layer
-// stays whole from forward into backward, layer 0 from backward into the next forward); in
+// stays whole from forward into backward, layer 0 from backward into the next forward; and, within a
+// budget the job sets, any layer until its weights change, see Zero3Options::keep_gathered_bytes); in
 // backward it is gathered again and the layer recomputed — ZeRO-3 implies activation checkpointing
 // here, one extra forward per layer, the price DeepSpeed users pay with gradient checkpointing on
 // anyway — and its gradients are reduce-scattered into this rank's fp32 gradient shard, so full
@@ -53,6 +54,11 @@ struct Zero3Options {
   // gather memory (ShardComm::gather_memory; a few fixed slots, gather_slots.h), where NCCL runs
   // their all-gathers on the copy engines, leaving the SMs to the GEMMs they overlap.
   bool copy_engine_gathers = false;
+  // Job key zero3_keep_gathered_mb: gathered layers stay whole between their runs while all those
+  // kept fit in this many bytes per rank. A frozen layer (the LoRA base) is then gathered once for
+  // the whole job, a trainable one once per optimizer step instead of twice per micro-batch: what a
+  // small model, whose step is bound by the host's cost per collective, needs. 0: only the turns.
+  int64_t keep_gathered_bytes = 0;
 };
 
 class Zero3Parameters final : public LayerWeights {
@@ -74,6 +80,8 @@ class Zero3Parameters final : public LayerWeights {
   at::Tensor step(double lr, double max_grad_norm);
 
   bool trains_anything() const;
+  // Bytes of one gathered layer (the widest; all are equal in the models served) in the compute dtype.
+  int64_t gathered_layer_bytes() const;
 
   int64_t parameter_bytes() const;  // this rank's weights at rest: compute shards + fp32 master shards
   int64_t state_bytes() const;      // AdamW exp_avg + exp_avg_sq shards
@@ -131,6 +139,8 @@ class Zero3Parameters final : public LayerWeights {
   std::deque<Reduction> reducing_;
   std::optional<GatherSlots> slots_;
   bool backward_follows_ = false;  // the layers now running are a training forward's (checkpointed)
+  int64_t kept_bytes_ = 0;         // gathered layers kept whole under options_.keep_gathered_bytes
+  void drop_kept(Unit& unit);
 };
 
 }  // namespace pdsd
