@@ -59,7 +59,7 @@ struct JobConfig {
   double ddp_bucket_cap_mb = 25;  // DDP gradient bucket size (transformers' name and default)
   std::string communication_data_type = "auto";  // auto | fp32 | bf16: precision gradients are reduced in
   double zero2_local_gradients_mb = 256;  // ZeRO-2: whole gradients up to this size are reduced once per step
-  std::string zero3_gather_engine = "sm";  // sm | copy: what moves ZeRO-3's layer all-gathers (copy: copy engines)
+  std::string zero3_gather_engine = "auto";  // auto | sm | copy: what moves ZeRO-3's layer all-gathers (copy: copy engines)
   double zero3_keep_gathered_mb = 0;  // ZeRO-3: gathered layers stay whole until their weights change, up to this size
   int64_t ddp_timeout = 1800;  // seconds a collective may wait before the job stops with an error
   // optimizer

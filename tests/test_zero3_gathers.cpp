@@ -107,5 +107,17 @@ TEST(Zero3Gathers, KeptFrozenLayersAreGatheredOncePerJob) {
   EXPECT_EQ(per_step[1] - per_step[0], 1);
 }
 
+TEST(Zero3GatherEngine, AutoTakesTheCopyEnginesForLargeLayersOverNccl) {
+  const int64_t qwen7b_layer = 466LL << 20, qwen05b_layer = 29LL << 20;
+  EXPECT_TRUE(gathers_on_copy_engines("auto", /*over_nccl=*/true, 2, qwen7b_layer));
+  EXPECT_FALSE(gathers_on_copy_engines("auto", true, 2, qwen05b_layer));
+  EXPECT_TRUE(gathers_on_copy_engines("auto", true, 8, kCopyEngineLayerBytes));
+  EXPECT_FALSE(gathers_on_copy_engines("auto", true, 8, kCopyEngineLayerBytes - 1));
+  EXPECT_FALSE(gathers_on_copy_engines("auto", /*over_nccl=*/false, 2, qwen7b_layer)) << "Gloo has no copy engines";
+  EXPECT_FALSE(gathers_on_copy_engines("auto", true, /*world_size=*/1, qwen7b_layer)) << "one rank gathers nothing";
+  EXPECT_TRUE(gathers_on_copy_engines("copy", false, 2, 1)) << "copy is the user's word (gather slots over Gloo)";
+  EXPECT_FALSE(gathers_on_copy_engines("sm", true, 2, qwen7b_layer));
+}
+
 }  // namespace
 }  // namespace pdsd

@@ -483,7 +483,7 @@ class NcclCollectives final : public Collectives {
 #else
     copy_engine_note_ = "this build's NCCL headers predate copy-engine all-gathers (2.28)";
 #endif
-    log::warn("nccl: rank ", rank(), ": ", copy_engine_note_, "; all-gathers stay on SMs");
+    log::info("nccl: rank ", rank(), ": ", copy_engine_note_, "; all-gathers stay on SMs");
     return false;
   }
 

@@ -328,10 +328,16 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
   }
   std::unique_ptr<Zero3Parameters> zero3_params;
   if (zero3) {
+    int64_t layer_bytes = 0;  // one layer gathered, for zero3_gather_engine auto
+    for (const auto& [name, t] : model.parameters()) {
+      if (name.rfind("model.layers.0.", 0) == 0) layer_bytes += t.numel() * static_cast<int64_t>(c10::elementSize(compute));
+    }
+    const bool copy_engines = gathers_on_copy_engines(
+        config.zero3_gather_engine, collectives != nullptr && collectives->reduces_on_gpu(), env.world_size, layer_bytes);
     zero3_params = std::make_unique<Zero3Parameters>(
         model, weights.tensors, [&](const std::string& n) { return base_weight_trains(config, model_config, n); }, decays,
         comm, Zero3Options{.compute_dtype = compute, .device = device, .adam = options.adam, .reduce_dtype = reduce_dtype,
-                           .copy_engine_gathers = config.zero3_gather_engine == "copy",
+                           .copy_engine_gathers = copy_engines,
                            .keep_gathered_bytes = static_cast<int64_t>(config.zero3_keep_gathered_mb * (1 << 20))});
     model.set_layer_runner(zero3_params->layer_runner());
     options.before_forward = [&zero3_params] { zero3_params->gather_outer(); };
@@ -341,13 +347,19 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
       options.sharded_state_bytes = [&zero3_params] { return zero3_params->state_bytes(); };
       options.sharded_state_tensors = [&zero3_params] { return zero3_params->state_tensors(); };
     }
-    if (lead && config.zero3_gather_engine == "copy" && collectives != nullptr && env.world_size > 1) {
+    if (lead && copy_engines && collectives != nullptr && env.world_size > 1) {
       std::string why_not;
+      const std::string key = str("zero3_gather_engine ", config.zero3_gather_engine, ": ");
       if (collectives->gathers_on_copy_engines(&why_not)) {
-        log::info("zero3_gather_engine copy: layer all-gathers run on the GPUs' copy engines");
+        log::info(key, "layer all-gathers run on the GPUs' copy engines");
+      } else if (config.zero3_gather_engine == "copy") {
+        log::warn(key, why_not, "; layer all-gathers run as with sm (into fixed gather slots)");
       } else {
-        log::warn("zero3_gather_engine copy: ", why_not, "; layer all-gathers run as with sm (into fixed gather slots)");
+        log::info(key, why_not, "; layer all-gathers run on SMs (into fixed gather slots)");
       }
+    } else if (lead && config.zero3_gather_engine == "auto" && env.world_size > 1) {
+      log::info("zero3_gather_engine auto: layer all-gathers run on SMs (", layer_bytes >> 20, " MiB per layer, under ",
+                kCopyEngineLayerBytes >> 20, " MiB, or not over NCCL)");
     }
     if (lead && config.zero3_keep_gathered_mb > 0 && model_config.num_hidden_layers > 0) {
       const int64_t layer_bytes = zero3_params->gathered_layer_bytes();

@@ -44,6 +44,11 @@ int64_t layer_of(const std::string& name) {
 
 }  // namespace
 
+bool gathers_on_copy_engines(const std::string& engine, bool over_nccl, int64_t world_size, int64_t layer_bytes) {
+  if (engine == "copy") return true;
+  return engine == "auto" && over_nccl && world_size > 1 && layer_bytes >= kCopyEngineLayerBytes;
+}
+
 Zero3Parameters::Zero3Parameters(CausalLM& model, const std::map<std::string, at::Tensor>& weights,
                                  const std::function<bool(const std::string&)>& trains,
                                  const std::function<bool(const std::string&)>& decays, ShardComm comm,
