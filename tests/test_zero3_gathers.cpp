@@ -6,8 +6,11 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
+
+#include <torch/csrc/autograd/function.h>
 
 #include "tests/support/random_batches.h"
 #include "worker/model/causal_lm.h"
@@ -105,6 +108,49 @@ TEST(Zero3Gathers, KeptFrozenLayersAreGatheredOncePerJob) {
   const std::vector<int64_t> per_step = gathers_per_step(/*layers_train=*/false, /*keep_layers=*/2);
   EXPECT_EQ(per_step[0], 1 + 2);
   EXPECT_EQ(per_step[1] - per_step[0], 1);
+}
+
+// Checkpointed layers under the hidden states, by their autograd nodes.
+int64_t recomputed_layers(bool gradient_checkpointing, int64_t keep_layers) {
+  const std::string dir = std::string(PDSD_SOURCE_DIR) + "/examples/tiny-qwen2";
+  const ModelConfig config = read_model_config(dir);
+  ModelWeights weights = load_model_weights(dir, config);
+  std::map<std::string, at::Tensor> params;
+  for (const auto& [name, t] : weights.tensors) params[name] = t.to(at::kFloat).clone();
+  CausalLM model(config, params);
+  Counted counted;
+  const auto outer_trains = [](const std::string& name) { return name.rfind("model.layers.", 0) != 0; };
+  Zero3Options z3_options;
+  z3_options.gradient_checkpointing = gradient_checkpointing;
+  Zero3Parameters probe(model, params, outer_trains, [](const std::string&) { return true; }, counted.comm(), z3_options);
+  z3_options.keep_gathered_bytes = keep_layers * probe.gathered_layer_bytes();
+  CausalLM fresh(config, params);
+  Zero3Parameters z3(fresh, params, outer_trains, [](const std::string&) { return true; }, counted.comm(), z3_options);
+  fresh.set_layer_runner(z3.layer_runner());
+  fresh.set_training(true);
+  z3.gather_outer();
+  const TrainBatch batch = testing::random_batches(config.vocab_size, 1, 2, 8).front();
+  const at::Tensor h = fresh.hidden_states(batch.tokens);
+  int64_t checkpointed = 0;
+  std::vector<torch::autograd::Node*> todo{h.grad_fn().get()};
+  std::set<torch::autograd::Node*> seen;
+  while (!todo.empty()) {
+    torch::autograd::Node* node = todo.back();
+    todo.pop_back();
+    if (node == nullptr || !seen.insert(node).second) continue;
+    if (node->name().find("CheckpointedLayer") != std::string::npos) ++checkpointed;
+    for (const auto& edge : node->next_edges()) todo.push_back(edge.function.get());
+  }
+  h.sum().backward();  // and backward runs through whatever the forward built
+  z3.release_outer();
+  return checkpointed;
+}
+
+TEST(Zero3Recompute, FrozenLayersKeptWholeRunOnceWithoutGradientCheckpointing) {
+  EXPECT_EQ(recomputed_layers(/*gradient_checkpointing=*/true, /*keep_layers=*/2), 2) << "checkpointing on: all recompute";
+  EXPECT_EQ(recomputed_layers(false, 0), 2) << "nothing kept: the weights are gone by backward";
+  EXPECT_EQ(recomputed_layers(false, 1), 1) << "layer 0 kept, layer 1 not";
+  EXPECT_EQ(recomputed_layers(false, 2), 0);
 }
 
 TEST(Zero3GatherEngine, AutoTakesTheCopyEnginesForLargeLayersOverNccl) {

@@ -41,6 +41,7 @@ for method in sft lora; do
   run $method 2 3 copy zero3_gather_engine=copy
   # ... and with one of the two layers (about 0.18 MiB) kept whole until the update changes it
   # (zero3_keep_gathered_mb): moved out of its slot once, the other layer still taking the slots.
+  # Under LoRA the kept layer is frozen, so (gradient_checkpointing false) it is not recomputed.
   run $method 2 3 keep zero3_gather_engine=copy zero3_keep_gathered_mb=0.2
 done
 # Gradients reduced in bf16 (communication_data_type; the default over NCCL for bf16 weights): close
@@ -86,6 +87,7 @@ for method, weights in (("sft", "model.safetensors"), ("lora", "adapter_model.sa
             assert on_copy_engines == ("nccl: rank" in log), f"{run}: copy-engine gathers {on_copy_engines} over this backend"
         if suffix == "-keep":
             assert "zero3_keep_gathered_mb 0.2: 1 of 2 layers" in log, f"{run}: not one layer kept whole"
+            assert "frozen ones are not recomputed" in log, f"{run}: gradient_checkpointing false did not reach ZeRO-3"
         if stage == 2 and world == 2:
             once = "one reduce-scatter per step" in open(f"{out}/{run}.txt").read()
             assert once == (suffix == ""), f"{run}: reduced once per step: {once}"

@@ -338,7 +338,8 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
         model, weights.tensors, [&](const std::string& n) { return base_weight_trains(config, model_config, n); }, decays,
         comm, Zero3Options{.compute_dtype = compute, .device = device, .adam = options.adam, .reduce_dtype = reduce_dtype,
                            .copy_engine_gathers = copy_engines,
-                           .keep_gathered_bytes = static_cast<int64_t>(config.zero3_keep_gathered_mb * (1 << 20))});
+                           .keep_gathered_bytes = static_cast<int64_t>(config.zero3_keep_gathered_mb * (1 << 20)),
+                           .gradient_checkpointing = config.gradient_checkpointing});
     model.set_layer_runner(zero3_params->layer_runner());
     options.before_forward = [&zero3_params] { zero3_params->gather_outer(); };
     options.after_forward = [&zero3_params] { zero3_params->release_outer(); };
@@ -362,11 +363,12 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
                 kCopyEngineLayerBytes >> 20, " MiB, or not over NCCL)");
     }
     if (lead && config.zero3_keep_gathered_mb > 0 && model_config.num_hidden_layers > 0) {
-      const int64_t layer_bytes = zero3_params->gathered_layer_bytes();
+      const int64_t gathered = zero3_params->gathered_layer_bytes();
       const int64_t keep = std::min<int64_t>(model_config.num_hidden_layers,
-                                             static_cast<int64_t>(config.zero3_keep_gathered_mb * (1 << 20)) / layer_bytes);
+                                             static_cast<int64_t>(config.zero3_keep_gathered_mb * (1 << 20)) / gathered);
       log::info("zero3_keep_gathered_mb ", config.zero3_keep_gathered_mb, ": ", keep, " of ", model_config.num_hidden_layers,
-                " layers (", layer_bytes >> 20, " MiB each) stay whole once gathered, until their weights change");
+                " layers (", gathered >> 20, " MiB each) stay whole once gathered, until their weights change",
+                config.gradient_checkpointing ? "" : "; frozen ones are not recomputed (gradient_checkpointing off)");
     }
     if (lead) {
       log::info("zero_stage 3: ", zero3_params->parameter_bytes(), " bytes of weights at rest on this rank (1/",

@@ -144,6 +144,14 @@ void Zero3Parameters::gather(Unit& unit, bool as_leaves) {
     unit.full = source.is_same(unit.shard) ? gather_buffer(unit) : at::empty({layout.padded}, source.options());
     comm_.all_gather(unit.full, source);
   }
+  // Kept whole from now until its weights change, if the budget allows (see release). A gather slot
+  // comes round again a few gathers later (gather_slots.h), so a kept layer moves out of it, once,
+  // before anything views it.
+  if (&unit != units_[0].get() && !unit.kept && keepable(unit)) {
+    unit.kept = true;
+    kept_bytes_ += unit.layout->padded * static_cast<int64_t>(unit.shard.element_size());
+  }
+  if (unit.kept && slots_ && slots_->holds(unit.full)) unit.full = unit.full.clone();
   unit.leaves.clear();
   if (as_leaves && &unit != units_[0].get()) {
     // A layer about to be recomputed and backpropagated: the gathered flat buffer is the one leaf,
@@ -255,23 +263,16 @@ void Zero3Parameters::acquire(int64_t layer, bool for_backward) {
 void Zero3Parameters::release(int64_t layer, bool after_backward) {
   Unit& unit = *units_[static_cast<size_t>(layer) + 1];
   if (after_backward && unit.trains) reduce_gradients(unit);
-  const int64_t bytes = unit.layout->padded * static_cast<int64_t>(unit.shard.element_size());
-  if (!unit.kept && kept_bytes_ + bytes <= options_.keep_gathered_bytes) {
-    unit.kept = true;
-    kept_bytes_ += bytes;
-  }
   const bool last = layer + 2 == static_cast<int64_t>(units_.size());
   const bool turn = after_backward ? layer == 0 : last && backward_follows_;
-  at::Tensor full;
-  if (unit.kept) {
-    // A gather slot comes round again a few gathers later (gather_slots.h): a layer kept for longer
-    // moves out of it, once, into memory of its own.
-    full = slots_ && slots_->holds(unit.full) ? unit.full.clone() : unit.full;
-  } else if (turn) {
-    full = unit.full;
-  }
+  at::Tensor full = unit.kept || turn ? unit.full : at::Tensor();
   release(unit);
   unit.retained = std::move(full);
+}
+
+bool Zero3Parameters::keepable(const Unit& unit) const {
+  return unit.kept ||
+         kept_bytes_ + unit.layout->padded * static_cast<int64_t>(unit.shard.element_size()) <= options_.keep_gathered_bytes;
 }
 
 void Zero3Parameters::drop_kept(Unit& unit) {
@@ -285,7 +286,11 @@ CausalLM::LayerRunner Zero3Parameters::layer_runner() {
                 const AttentionLayout& attention) -> at::Tensor {
     // Training: activation checkpointing with this class supplying the weights (checkpointed_layer.h).
     backward_follows_ = at::GradMode::is_enabled() && x.requires_grad();
-    if (backward_follows_) return checkpointed_layer_forward(model_, layer, x, cos, sin, attention, this);
+    const Unit& unit = *units_[static_cast<size_t>(layer) + 1];
+    const bool recompute = options_.gradient_checkpointing || unit.trains || !keepable(unit);
+    if (backward_follows_ && recompute) return checkpointed_layer_forward(model_, layer, x, cos, sin, attention, this);
+    // Evaluation, or a frozen layer kept whole without gradient checkpointing: autograd keeps what
+    // backward needs (the weights among it: kept, they stay valid).
     acquire(layer, /*for_backward=*/false);
     at::Tensor out = model_.layer_forward(layer, x, cos, sin, attention);
     release(layer, /*after_backward=*/false);

@@ -9,7 +9,7 @@
 // budget the job sets, any layer until its weights change, see Zero3Options::keep_gathered_bytes); in
 // backward it is gathered again and the layer recomputed — ZeRO-3 implies activation checkpointing
 // here, one extra forward per layer, the price DeepSpeed users pay with gradient checkpointing on
-// anyway — and its gradients are reduce-scattered into this rank's fp32 gradient shard, so full
+// anyway (a frozen layer kept whole may skip it, see Zero3Options::gradient_checkpointing) — and its gradients are reduce-scattered into this rank's fp32 gradient shard, so full
 // gradients never pile up either. That reduce-scatter runs while backward goes on to the layers
 // below: at most two layers' flat gradients are in flight, and all are summed in before the outer
 // unit's gradients are reduced at the end of the step. The outer unit is gathered for the whole step (the embedding
@@ -59,6 +59,11 @@ struct Zero3Options {
   // the whole job, a trainable one once per optimizer step instead of twice per micro-batch: what a
   // small model, whose step is bound by the host's cost per collective, needs. 0: only the turns.
   int64_t keep_gathered_bytes = 0;
+  // Job key gradient_checkpointing. ZeRO-3 recomputes a layer in backward because its weights are
+  // gone by then; a frozen layer kept whole (above) still has them, so with this off it runs once
+  // and autograd keeps its activations, as without ZeRO-3: one forward fewer per layer. Trainable
+  // layers always recompute (their gradients are reduced around the recomputation).
+  bool gradient_checkpointing = true;
 };
 
 // Job key zero3_gather_engine: whether the layers' all-gathers go to the copy engines. copy: yes;
@@ -148,6 +153,7 @@ class Zero3Parameters final : public LayerWeights {
   std::optional<GatherSlots> slots_;
   bool backward_follows_ = false;  // the layers now running are a training forward's (checkpointed)
   int64_t kept_bytes_ = 0;         // gathered layers kept whole under options_.keep_gathered_bytes
+  bool keepable(const Unit& unit) const;  // kept, or would be at its next gather
   void drop_kept(Unit& unit);
 };
 
