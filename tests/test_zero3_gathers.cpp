@@ -110,8 +110,14 @@ TEST(Zero3Gathers, KeptFrozenLayersAreGatheredOncePerJob) {
   EXPECT_EQ(per_step[1] - per_step[0], 1);
 }
 
-// Checkpointed layers under the hidden states, by their autograd nodes.
-int64_t recomputed_layers(bool gradient_checkpointing, int64_t keep_layers) {
+// One forward and backward of the hidden states with frozen layers and a trainable outer unit: the
+// checkpointed layers autograd recorded (by their nodes) and the embedding's gradient.
+struct Recompute {
+  int64_t checkpointed = 0;
+  at::Tensor embedding_grad;
+};
+
+Recompute run_frozen_layers(bool gradient_checkpointing, int64_t keep_layers) {
   const std::string dir = std::string(PDSD_SOURCE_DIR) + "/examples/tiny-qwen2";
   const ModelConfig config = read_model_config(dir);
   ModelWeights weights = load_model_weights(dir, config);
@@ -129,28 +135,39 @@ int64_t recomputed_layers(bool gradient_checkpointing, int64_t keep_layers) {
   fresh.set_layer_runner(z3.layer_runner());
   fresh.set_training(true);
   z3.gather_outer();
+  at::manual_seed(7);
   const TrainBatch batch = testing::random_batches(config.vocab_size, 1, 2, 8).front();
   const at::Tensor h = fresh.hidden_states(batch.tokens);
-  int64_t checkpointed = 0;
+  Recompute out;
   std::vector<torch::autograd::Node*> todo{h.grad_fn().get()};
   std::set<torch::autograd::Node*> seen;
   while (!todo.empty()) {
     torch::autograd::Node* node = todo.back();
     todo.pop_back();
     if (node == nullptr || !seen.insert(node).second) continue;
-    if (node->name().find("CheckpointedLayer") != std::string::npos) ++checkpointed;
+    if (node->name().find("CheckpointedLayer") != std::string::npos) ++out.checkpointed;
     for (const auto& edge : node->next_edges()) todo.push_back(edge.function.get());
   }
-  h.sum().backward();  // and backward runs through whatever the forward built
+  (h * h).sum().backward();
+  out.embedding_grad = fresh.parameters().at("model.embed_tokens.weight").grad().clone();
+  EXPECT_EQ(z3.runs_without_recompute(), 2 - out.checkpointed);
   z3.release_outer();
-  return checkpointed;
+  return out;
 }
 
 TEST(Zero3Recompute, FrozenLayersKeptWholeRunOnceWithoutGradientCheckpointing) {
-  EXPECT_EQ(recomputed_layers(/*gradient_checkpointing=*/true, /*keep_layers=*/2), 2) << "checkpointing on: all recompute";
-  EXPECT_EQ(recomputed_layers(false, 0), 2) << "nothing kept: the weights are gone by backward";
-  EXPECT_EQ(recomputed_layers(false, 1), 1) << "layer 0 kept, layer 1 not";
-  EXPECT_EQ(recomputed_layers(false, 2), 0);
+  const Recompute all = run_frozen_layers(/*gradient_checkpointing=*/true, /*keep_layers=*/2);
+  EXPECT_EQ(all.checkpointed, 2) << "checkpointing on: every layer recomputes";
+  EXPECT_EQ(run_frozen_layers(false, 0).checkpointed, 2) << "nothing kept: the weights are gone by backward";
+  const Recompute one = run_frozen_layers(false, 1);
+  EXPECT_EQ(one.checkpointed, 1) << "layer 0 kept, layer 1 not";
+  const Recompute none = run_frozen_layers(false, 2);
+  EXPECT_EQ(none.checkpointed, 0);
+  // Either way backward computes the same gradients.
+  ASSERT_TRUE(all.embedding_grad.defined() && none.embedding_grad.defined() && one.embedding_grad.defined());
+  EXPECT_GT(all.embedding_grad.abs().max().item<double>(), 0);
+  EXPECT_TRUE(at::allclose(none.embedding_grad, all.embedding_grad, 1e-5, 1e-7));
+  EXPECT_TRUE(at::allclose(one.embedding_grad, all.embedding_grad, 1e-5, 1e-7));
 }
 
 TEST(Zero3GatherEngine, AutoTakesTheCopyEnginesForLargeLayersOverNccl) {

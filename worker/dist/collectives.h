@@ -133,6 +133,10 @@ class Collectives {
   virtual at::Tensor gather_memory(int64_t numel, const at::TensorOptions& options);
   // Whether all-gathers within gather_memory run on copy engines here; a reason when they do not.
   virtual bool gathers_on_copy_engines(std::string* why_not) const;
+  // Sets the copy engines up now if this backend and machine can use them, the ranks agreeing (a
+  // collective: every rank must call it), and says whether they will be used. zero3_gather_engine
+  // auto asks first, so that where they cannot be it is sm exactly, with no gather slots.
+  virtual bool agree_on_copy_engines() { return false; }
 
  protected:
   // Backends implement these: issue the collective and return when it is done. They must return or

@@ -205,6 +205,11 @@ class NcclCollectives final : public Collectives {
     return on;
   }
 
+  bool agree_on_copy_engines() override {
+    c10::cuda::CUDAGuard guard(device_);
+    return copy_engines_ready();
+  }
+
   bool reduces_on_gpu() const override { return true; }
 
  protected:

@@ -332,8 +332,13 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
     for (const auto& [name, t] : model.parameters()) {
       if (name.rfind("model.layers.0.", 0) == 0) layer_bytes += t.numel() * static_cast<int64_t>(c10::elementSize(compute));
     }
-    const bool copy_engines = gathers_on_copy_engines(
+    bool copy_engines = gathers_on_copy_engines(
         config.zero3_gather_engine, collectives != nullptr && collectives->reduces_on_gpu(), env.world_size, layer_bytes);
+    std::string auto_declined;  // why auto, choosing the copy engines, could not have them
+    if (copy_engines && config.zero3_gather_engine == "auto" && !collectives->agree_on_copy_engines()) {
+      copy_engines = false;  // every rank computed the same choice above and asked; all got the same answer
+      collectives->gathers_on_copy_engines(&auto_declined);
+    }
     zero3_params = std::make_unique<Zero3Parameters>(
         model, weights.tensors, [&](const std::string& n) { return base_weight_trains(config, model_config, n); }, decays,
         comm, Zero3Options{.compute_dtype = compute, .device = device, .adam = options.adam, .reduce_dtype = reduce_dtype,
@@ -359,8 +364,11 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
         log::info(key, why_not, "; layer all-gathers run on SMs (into fixed gather slots)");
       }
     } else if (lead && config.zero3_gather_engine == "auto" && env.world_size > 1) {
-      log::info("zero3_gather_engine auto: layer all-gathers run on SMs (", layer_bytes >> 20, " MiB per layer, under ",
-                kCopyEngineLayerBytes >> 20, " MiB, or not over NCCL)");
+      log::info("zero3_gather_engine auto: layer all-gathers run on SMs (",
+                !auto_declined.empty() ? auto_declined
+                                       : str(layer_bytes >> 20, " MiB per layer, under ", kCopyEngineLayerBytes >> 20,
+                                             " MiB, or not over NCCL"),
+                ")");
     }
     if (lead && config.zero3_keep_gathered_mb > 0 && model_config.num_hidden_layers > 0) {
       const int64_t gathered = zero3_params->gathered_layer_bytes();
@@ -523,6 +531,17 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
     result.eval_loss = trainer.evaluate(on_device(BatchPlan(std::move(eval_examples), eval_batching).all_batches()));
   }
   result.runtime_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  // What the keep budget did, read before the export frees the kept layers.
+  int64_t zero3_layers_kept = 0, zero3_kept_bytes = 0, zero3_runs_without_recompute = 0;
+  if (zero3_params) {
+    zero3_layers_kept = zero3_params->most_layers_kept();
+    zero3_kept_bytes = zero3_params->most_kept_bytes();
+    zero3_runs_without_recompute = zero3_params->runs_without_recompute();
+    if (lead && config.zero3_keep_gathered_mb > 0) {
+      log::info("zero3: at most ", zero3_layers_kept, " layers kept whole at once (", zero3_kept_bytes >> 20, " MiB on this rank); ",
+                zero3_runs_without_recompute, " layer runs in training without recompute");
+    }
+  }
 
   // Outputs (rank 0; every rank holds the same weights after each synchronised step). Under ZeRO-3
   // every rank takes part in gathering them whole, on the CPU, first.
@@ -579,6 +598,11 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
                           {"optimizer_state_bytes_per_rank", trainer.optimizer_state_bytes()},
                           {"checkpoint_save_failures", result.failed_saves},
                           {"parameter_bytes_per_rank", zero3_params ? zero3_params->parameter_bytes() : parameter_bytes}};
+    if (zero3_params) {  // zero3_keep_gathered_mb: whole layers held beside the shards (the most at once)
+      all["zero3_layers_kept"] = zero3_layers_kept;
+      all["zero3_kept_layer_bytes_per_rank"] = zero3_kept_bytes;
+      all["zero3_layer_runs_without_recompute"] = zero3_runs_without_recompute;
+    }
     if (result.eval_loss >= 0) all["eval_loss"] = result.eval_loss, all["eval_samples"] = result.eval_samples;
     std::ofstream(fs::path(config.output_dir) / "all_results.json") << all.dump(2) << "\n";
     std::ofstream(fs::path(config.output_dir) / "resolved_config.yaml") << config.to_yaml();

@@ -150,6 +150,8 @@ void Zero3Parameters::gather(Unit& unit, bool as_leaves) {
   if (&unit != units_[0].get() && !unit.kept && keepable(unit)) {
     unit.kept = true;
     kept_bytes_ += unit.layout->padded * static_cast<int64_t>(unit.shard.element_size());
+    most_layers_kept_ = std::max(most_layers_kept_, ++layers_kept_);
+    most_kept_bytes_ = std::max(most_kept_bytes_, kept_bytes_);
   }
   if (unit.kept && slots_ && slots_->holds(unit.full)) unit.full = unit.full.clone();
   unit.leaves.clear();
@@ -277,7 +279,10 @@ bool Zero3Parameters::keepable(const Unit& unit) const {
 
 void Zero3Parameters::drop_kept(Unit& unit) {
   unit.retained = at::Tensor();
-  if (unit.kept) kept_bytes_ -= unit.layout->padded * static_cast<int64_t>(unit.shard.element_size());
+  if (unit.kept) {
+    kept_bytes_ -= unit.layout->padded * static_cast<int64_t>(unit.shard.element_size());
+    --layers_kept_;
+  }
   unit.kept = false;
 }
 
@@ -291,6 +296,7 @@ CausalLM::LayerRunner Zero3Parameters::layer_runner() {
     if (backward_follows_ && recompute) return checkpointed_layer_forward(model_, layer, x, cos, sin, attention, this);
     // Evaluation, or a frozen layer kept whole without gradient checkpointing: autograd keeps what
     // backward needs (the weights among it: kept, they stay valid).
+    if (backward_follows_) ++runs_without_recompute_;
     acquire(layer, /*for_backward=*/false);
     at::Tensor out = model_.layer_forward(layer, x, cos, sin, attention);
     release(layer, /*after_backward=*/false);
@@ -412,6 +418,9 @@ void Zero3Parameters::masters_changed() {
 
 std::map<std::string, at::Tensor> Zero3Parameters::gather_full_on_cpu(bool keep, std::optional<at::ScalarType> dtype) {
   at::NoGradGuard no_grad;
+  for (size_t i = 1; i < units_.size(); ++i) {
+    drop_kept(*units_[i]);  // the same on every rank
+  }
   std::map<std::string, at::Tensor> out;
   for (auto& u : units_) {
     const at::Tensor& source = u->trains ? u->master : u->shard;

@@ -95,6 +95,12 @@ class Zero3Parameters final : public LayerWeights {
   bool trains_anything() const;
   // Bytes of one gathered layer (the widest; all are equal in the models served) in the compute dtype.
   int64_t gathered_layer_bytes() const;
+  // The keep budget at work (Zero3Options::keep_gathered_bytes): the most layers kept whole at once
+  // and their bytes (trainable ones are let go at every step), and the training runs of layers that
+  // were not recomputed (frozen and kept, without checkpointing).
+  int64_t most_layers_kept() const { return most_layers_kept_; }
+  int64_t most_kept_bytes() const { return most_kept_bytes_; }
+  int64_t runs_without_recompute() const { return runs_without_recompute_; }
 
   int64_t parameter_bytes() const;  // this rank's weights at rest: compute shards + fp32 master shards
   int64_t state_bytes() const;      // AdamW exp_avg + exp_avg_sq shards
@@ -109,7 +115,8 @@ class Zero3Parameters final : public LayerWeights {
   // Every weight whole, on the CPU (fp32 for trainable ones, else the compute dtype; or all rounded
   // to `dtype`, the export's, when given), for export. Every rank must call it (it all-gathers unit by
   // unit); only where `keep` is true (the rank that writes the export) are the CPU copies made and
-  // returned: the others return nothing.
+  // returned: the others return nothing. Layers kept whole are let go first (they would be gathered
+  // again, and kept again, if training went on).
   std::map<std::string, at::Tensor> gather_full_on_cpu(bool keep, std::optional<at::ScalarType> dtype = std::nullopt);
 
   struct Unit;
@@ -143,9 +150,10 @@ class Zero3Parameters final : public LayerWeights {
   Zero3Options options_;
   // A gathered layer's buffer: a free slot (copy_engine_gathers), else fresh memory.
   at::Tensor gather_buffer(const Unit& unit);
-  // At most 1 + kPrefetchLayers layers are whole at a time (one in use or kept at a turn, the
-  // prefetched ones), and none stays whole across kGatherSlots later takes (a kept layer is used or
-  // dropped at the next pass's start), so the slot due is always released (gather_slots.h).
+  // At most 1 + kPrefetchLayers layers are whole in slots at a time (one in use or kept at a turn,
+  // the prefetched ones), and none stays in a slot across kGatherSlots later takes (a layer kept at a
+  // turn is used or dropped at the next pass's start; one kept under the budget leaves its slot when
+  // gathered), so the slot due is always released (gather_slots.h).
   static constexpr int64_t kGatherSlots = 2 + kPrefetchLayers;
 
   std::vector<std::unique_ptr<Unit>> units_;  // [0] outer, [1 + i] layer i
@@ -153,6 +161,8 @@ class Zero3Parameters final : public LayerWeights {
   std::optional<GatherSlots> slots_;
   bool backward_follows_ = false;  // the layers now running are a training forward's (checkpointed)
   int64_t kept_bytes_ = 0;         // gathered layers kept whole under options_.keep_gathered_bytes
+  int64_t layers_kept_ = 0, most_layers_kept_ = 0, most_kept_bytes_ = 0;
+  int64_t runs_without_recompute_ = 0;
   bool keepable(const Unit& unit) const;  // kept, or would be at its next gather
   void drop_kept(Unit& unit);
 };
