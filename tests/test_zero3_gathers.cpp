@@ -110,14 +110,16 @@ TEST(Zero3Gathers, KeptFrozenLayersAreGatheredOncePerJob) {
   EXPECT_EQ(per_step[1] - per_step[0], 1);
 }
 
-// One forward and backward of the hidden states with frozen layers and a trainable outer unit: the
-// checkpointed layers autograd recorded (by their nodes) and the embedding's gradient.
+// One forward and backward of the hidden states, then one optimizer step, with the outer unit
+// trainable and the layers frozen (a LoRA base, in effect) or trainable: the checkpointed layers
+// autograd recorded (by their nodes), the embedding's gradient and the updated master weights.
 struct Recompute {
   int64_t checkpointed = 0;
   at::Tensor embedding_grad;
+  std::vector<at::Tensor> masters;
 };
 
-Recompute run_frozen_layers(bool gradient_checkpointing, int64_t keep_layers) {
+Recompute run_layers(bool layers_train, bool gradient_checkpointing, int64_t keep_layers) {
   const std::string dir = std::string(PDSD_SOURCE_DIR) + "/examples/tiny-qwen2";
   const ModelConfig config = read_model_config(dir);
   ModelWeights weights = load_model_weights(dir, config);
@@ -125,13 +127,15 @@ Recompute run_frozen_layers(bool gradient_checkpointing, int64_t keep_layers) {
   for (const auto& [name, t] : weights.tensors) params[name] = t.to(at::kFloat).clone();
   CausalLM model(config, params);
   Counted counted;
-  const auto outer_trains = [](const std::string& name) { return name.rfind("model.layers.", 0) != 0; };
+  const auto trains = [layers_train](const std::string& name) {
+    return layers_train || name.rfind("model.layers.", 0) != 0;
+  };
   Zero3Options z3_options;
   z3_options.gradient_checkpointing = gradient_checkpointing;
-  Zero3Parameters probe(model, params, outer_trains, [](const std::string&) { return true; }, counted.comm(), z3_options);
+  Zero3Parameters probe(model, params, trains, [](const std::string&) { return true; }, counted.comm(), z3_options);
   z3_options.keep_gathered_bytes = keep_layers * probe.gathered_layer_bytes();
   CausalLM fresh(config, params);
-  Zero3Parameters z3(fresh, params, outer_trains, [](const std::string&) { return true; }, counted.comm(), z3_options);
+  Zero3Parameters z3(fresh, params, trains, [](const std::string&) { return true; }, counted.comm(), z3_options);
   fresh.set_layer_runner(z3.layer_runner());
   fresh.set_training(true);
   z3.gather_outer();
@@ -152,22 +156,39 @@ Recompute run_frozen_layers(bool gradient_checkpointing, int64_t keep_layers) {
   out.embedding_grad = fresh.parameters().at("model.embed_tokens.weight").grad().clone();
   EXPECT_EQ(z3.runs_without_recompute(), 2 - out.checkpointed);
   z3.release_outer();
+  z3.step(/*lr=*/1e-2, /*max_grad_norm=*/0);
+  for (const auto& [name, tensor] : z3.state_tensors()) {
+    if (name.rfind("param@", 0) == 0) out.masters.push_back(tensor.clone());
+  }
   return out;
 }
 
-TEST(Zero3Recompute, FrozenLayersKeptWholeRunOnceWithoutGradientCheckpointing) {
-  const Recompute all = run_frozen_layers(/*gradient_checkpointing=*/true, /*keep_layers=*/2);
-  EXPECT_EQ(all.checkpointed, 2) << "checkpointing on: every layer recomputes";
-  EXPECT_EQ(run_frozen_layers(false, 0).checkpointed, 2) << "nothing kept: the weights are gone by backward";
-  const Recompute one = run_frozen_layers(false, 1);
-  EXPECT_EQ(one.checkpointed, 1) << "layer 0 kept, layer 1 not";
-  const Recompute none = run_frozen_layers(false, 2);
-  EXPECT_EQ(none.checkpointed, 0);
-  // Either way backward computes the same gradients.
-  ASSERT_TRUE(all.embedding_grad.defined() && none.embedding_grad.defined() && one.embedding_grad.defined());
-  EXPECT_GT(all.embedding_grad.abs().max().item<double>(), 0);
-  EXPECT_TRUE(at::allclose(none.embedding_grad, all.embedding_grad, 1e-5, 1e-7));
-  EXPECT_TRUE(at::allclose(one.embedding_grad, all.embedding_grad, 1e-5, 1e-7));
+void expect_same_training(const Recompute& a, const Recompute& b) {
+  ASSERT_TRUE(a.embedding_grad.defined() && b.embedding_grad.defined());
+  EXPECT_GT(a.embedding_grad.abs().max().item<double>(), 0);
+  EXPECT_TRUE(at::allclose(a.embedding_grad, b.embedding_grad, 1e-5, 1e-7));
+  ASSERT_EQ(a.masters.size(), b.masters.size());
+  for (size_t i = 0; i < a.masters.size(); ++i) EXPECT_TRUE(at::allclose(a.masters[i], b.masters[i], 1e-5, 1e-7)) << i;
+}
+
+TEST(Zero3Recompute, LayersKeptWholeRunOnceWithoutGradientCheckpointing) {
+  size_t frozen_pieces = 0;
+  for (const bool layers_train : {false, true}) {
+    SCOPED_TRACE(layers_train ? "trainable layers" : "frozen layers");
+    const Recompute all = run_layers(layers_train, /*gradient_checkpointing=*/true, /*keep_layers=*/2);
+    EXPECT_EQ(all.checkpointed, 2) << "checkpointing on: every layer recomputes";
+    EXPECT_EQ(run_layers(layers_train, false, 0).checkpointed, 2) << "nothing kept: the weights are gone by backward";
+    const Recompute one = run_layers(layers_train, false, 1);
+    EXPECT_EQ(one.checkpointed, 1) << "layer 0 kept, layer 1 not";
+    const Recompute none = run_layers(layers_train, false, 2);
+    EXPECT_EQ(none.checkpointed, 0);
+    // Either way backward computes the same gradients, and (trainable layers: reduced by the hook
+    // when not recomputed) the step makes the same weights.
+    expect_same_training(none, all);
+    expect_same_training(one, all);
+    if (!layers_train) frozen_pieces = all.masters.size();
+    if (layers_train) EXPECT_GT(all.masters.size(), frozen_pieces) << "the layers' masters are compared too";
+  }
 }
 
 TEST(Zero3GatherEngine, AutoTakesTheCopyEnginesForLargeLayersOverNccl) {

@@ -41,7 +41,8 @@ for method in sft lora; do
   run $method 2 3 copy zero3_gather_engine=copy
   # ... and with one of the two layers (about 0.18 MiB) kept whole until the update changes it
   # (zero3_keep_gathered_mb): moved out of its slot once, the other layer still taking the slots.
-  # Under LoRA the kept layer is frozen, so (gradient_checkpointing false) it is not recomputed.
+  # With gradient_checkpointing false the kept layer is not recomputed: it runs once, and (full
+  # SFT) its gradient is reduce-scattered by a hook once autograd has accumulated it.
   run $method 2 3 keep zero3_gather_engine=copy zero3_keep_gathered_mb=0.2
 done
 # Gradients reduced in bf16 (communication_data_type; the default over NCCL for bf16 weights): close
@@ -85,9 +86,9 @@ for method, weights in (("sft", "model.safetensors"), ("lora", "adapter_model.sa
             log = open(f"{out}/{run}.txt").read()
             on_copy_engines = "layer all-gathers run on the GPUs' copy engines" in log
             assert on_copy_engines == ("nccl: rank" in log), f"{run}: copy-engine gathers {on_copy_engines} over this backend"
-        if suffix == "-keep":  # one layer kept; under LoRA (frozen) it ran once per micro-batch, never recomputed
+        if suffix == "-keep":  # one layer kept; it ran once per micro-batch, never recomputed
             assert r["zero3_layers_kept"] == 1, f"{run}: {r['zero3_layers_kept']} layers kept whole, not 1"
-            plain = 20 * (4 // world) if method == "lora" else 0
+            plain = 20 * (4 // world)
             assert r["zero3_layer_runs_without_recompute"] == plain, \
                 f"{run}: {r['zero3_layer_runs_without_recompute']} layer runs without recompute, not {plain}"
         if stage == 2 and world == 2:

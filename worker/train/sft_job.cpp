@@ -376,7 +376,7 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
                                              static_cast<int64_t>(config.zero3_keep_gathered_mb * (1 << 20)) / gathered);
       log::info("zero3_keep_gathered_mb ", config.zero3_keep_gathered_mb, ": ", keep, " of ", model_config.num_hidden_layers,
                 " layers (", gathered >> 20, " MiB each) stay whole once gathered, until their weights change",
-                config.gradient_checkpointing ? "" : "; frozen ones are not recomputed (gradient_checkpointing off)");
+                config.gradient_checkpointing ? "" : "; they are not recomputed (gradient_checkpointing off)");
     }
     if (lead) {
       log::info("zero_stage 3: ", zero3_params->parameter_bytes(), " bytes of weights at rest on this rank (1/",

@@ -1,6 +1,8 @@
 #include "worker/train/zero3_parameters.h"
 
 #include <ATen/core/grad_mode.h>
+#include <torch/csrc/autograd/function_hook.h>
+#include <torch/csrc/autograd/variable.h>
 
 #include <algorithm>
 #include <cmath>
@@ -32,6 +34,15 @@ struct Zero3Parameters::Unit {
   dist::PendingCollective prefetch;                // its all-gather
   at::Tensor retained;                             // [padded], kept whole since its last run (release)
   bool kept = false;                               // retained under the keep budget, not just for a turn
+};
+
+// Reduces a layer's flat gradient once autograd has accumulated it: a layer that runs once (kept
+// whole, no recompute) has no release after its backward to do it.
+struct Zero3Parameters::ReduceWhenAccumulated final : torch::autograd::PostAccumulateGradHook {
+  ReduceWhenAccumulated(Zero3Parameters* owner, Unit* unit) : owner(owner), unit(unit) {}
+  void operator()(const torch::autograd::Variable& flat_leaf) override { owner->reduce_flat_gradient(*unit, flat_leaf); }
+  Zero3Parameters* owner;
+  Unit* unit;
 };
 
 namespace {
@@ -200,18 +211,26 @@ void Zero3Parameters::release(Unit& unit) {
   unit.gathered = false;
 }
 
-void Zero3Parameters::reduce_gradients(Unit& unit) {
+void Zero3Parameters::reduce_flat_gradient(Unit& unit, const at::Tensor& flat_leaf) {
   at::NoGradGuard no_grad;
-  const FlatShardLayout& layout = *unit.layout;
-  at::ScalarType dtype = options_.reduce_dtype.value_or(unit.leaves.front().scalar_type());
+  const at::ScalarType dtype = options_.reduce_dtype.value_or(flat_leaf.scalar_type());
   const auto options = unit.grad.options().dtype(dtype);
+  const at::Tensor& g = flat_leaf.grad();
+  Reduction r{&unit, g.defined() ? g.to(dtype) : at::zeros({unit.layout->padded}, options),
+              at::empty({unit.layout->shard}, options), {}};
+  flat_leaf.mutable_grad() = at::Tensor();
+  issue_reduction(std::move(r));
+}
+
+void Zero3Parameters::reduce_gradients(Unit& unit) {
   if (unit.flat_leaf.defined()) {  // a layer: its gradient is already flat and padded (see gather)
-    const at::Tensor& g = unit.flat_leaf.grad();
-    Reduction r{&unit, g.defined() ? g.to(dtype) : at::zeros({layout.padded}, options), at::empty({layout.shard}, options), {}};
-    unit.flat_leaf.mutable_grad() = at::Tensor();
-    issue_reduction(std::move(r));
+    reduce_flat_gradient(unit, unit.flat_leaf);
     return;
   }
+  at::NoGradGuard no_grad;
+  const FlatShardLayout& layout = *unit.layout;
+  const at::ScalarType dtype = options_.reduce_dtype.value_or(unit.leaves.front().scalar_type());
+  const auto options = unit.grad.options().dtype(dtype);
   Reduction r{&unit, flat_gradients(unit.leaves, layout.padded, dtype), at::empty({layout.shard}, options), {}};
   for (auto& leaf : unit.leaves) leaf.mutable_grad() = at::Tensor();
   issue_reduction(std::move(r));
@@ -240,6 +259,10 @@ void Zero3Parameters::complete_reductions(size_t keep) {
 // A layer's run (forward, or its recomputation in backward): gather it, and start gathering the ones
 // that run next — the next layers in forward, the previous ones in backward.
 void Zero3Parameters::acquire(int64_t layer, bool for_backward) {
+  take(layer, for_backward, /*as_leaves=*/for_backward && units_[static_cast<size_t>(layer) + 1]->trains);
+}
+
+void Zero3Parameters::take(int64_t layer, bool for_backward, bool as_leaves) {
   Unit& unit = *units_[static_cast<size_t>(layer) + 1];
   // A forward starts: a last layer kept for a backward that never came is dropped, so no layer stays
   // whole across a whole pass (gather_slots.h counts on that).
@@ -248,7 +271,7 @@ void Zero3Parameters::acquire(int64_t layer, bool for_backward) {
       if (!units_[i]->kept) units_[i]->retained = at::Tensor();
     }
   }
-  gather(unit, /*as_leaves=*/for_backward && unit.trains);
+  gather(unit, as_leaves);
   // Two layers ahead: each all-gather is a meeting of every rank, and a host that runs a layer behind
   // its peer (small models are bound by the host's per-operator cost) then still finds the next
   // layer's weights there, instead of stalling both.
@@ -291,13 +314,19 @@ CausalLM::LayerRunner Zero3Parameters::layer_runner() {
                 const AttentionLayout& attention) -> at::Tensor {
     // Training: activation checkpointing with this class supplying the weights (checkpointed_layer.h).
     backward_follows_ = at::GradMode::is_enabled() && x.requires_grad();
-    const Unit& unit = *units_[static_cast<size_t>(layer) + 1];
-    const bool recompute = options_.gradient_checkpointing || unit.trains || !keepable(unit);
+    Unit& unit = *units_[static_cast<size_t>(layer) + 1];
+    const bool recompute = options_.gradient_checkpointing || !keepable(unit);
     if (backward_follows_ && recompute) return checkpointed_layer_forward(model_, layer, x, cos, sin, attention, this);
-    // Evaluation, or a frozen layer kept whole without gradient checkpointing: autograd keeps what
-    // backward needs (the weights among it: kept, they stay valid).
+    // Evaluation, or a layer kept whole without gradient checkpointing: it runs once, and autograd
+    // keeps what backward needs (the weights among it: kept, they stay valid until backward is over).
+    const bool leaves = backward_follows_ && unit.trains;
+    take(layer, /*for_backward=*/false, leaves);
     if (backward_follows_) ++runs_without_recompute_;
-    acquire(layer, /*for_backward=*/false);
+    if (leaves) {
+      // A trainable layer's flat gradient is reduce-scattered as soon as autograd has accumulated
+      // it, as release() does after a recomputation.
+      torch::autograd::impl::set_post_acc_grad_hooks(unit.flat_leaf, std::make_unique<ReduceWhenAccumulated>(this, &unit));
+    }
     at::Tensor out = model_.layer_forward(layer, x, cos, sin, attention);
     release(layer, /*after_backward=*/false);
     return out;

@@ -9,7 +9,7 @@
 // budget the job sets, any layer until its weights change, see Zero3Options::keep_gathered_bytes); in
 // backward it is gathered again and the layer recomputed — ZeRO-3 implies activation checkpointing
 // here, one extra forward per layer, the price DeepSpeed users pay with gradient checkpointing on
-// anyway (a frozen layer kept whole may skip it, see Zero3Options::gradient_checkpointing) — and its gradients are reduce-scattered into this rank's fp32 gradient shard, so full
+// anyway (a layer kept whole may skip it, see Zero3Options::gradient_checkpointing) — and its gradients are reduce-scattered into this rank's fp32 gradient shard, so full
 // gradients never pile up either. That reduce-scatter runs while backward goes on to the layers
 // below: at most two layers' flat gradients are in flight, and all are summed in before the outer
 // unit's gradients are reduced at the end of the step. The outer unit is gathered for the whole step (the embedding
@@ -60,9 +60,9 @@ struct Zero3Options {
   // small model, whose step is bound by the host's cost per collective, needs. 0: only the turns.
   int64_t keep_gathered_bytes = 0;
   // Job key gradient_checkpointing. ZeRO-3 recomputes a layer in backward because its weights are
-  // gone by then; a frozen layer kept whole (above) still has them, so with this off it runs once
-  // and autograd keeps its activations, as without ZeRO-3: one forward fewer per layer. Trainable
-  // layers always recompute (their gradients are reduced around the recomputation).
+  // gone by then; a layer kept whole (above) still has them, so with this off it runs once and
+  // autograd keeps its activations, as without ZeRO-3: one forward fewer per layer. A trainable
+  // one's gradient is then reduce-scattered once autograd has accumulated it (a hook).
   bool gradient_checkpointing = true;
 };
 
@@ -97,7 +97,7 @@ class Zero3Parameters final : public LayerWeights {
   int64_t gathered_layer_bytes() const;
   // The keep budget at work (Zero3Options::keep_gathered_bytes): the most layers kept whole at once
   // and their bytes (trainable ones are let go at every step), and the training runs of layers that
-  // were not recomputed (frozen and kept, without checkpointing).
+  // were not recomputed (kept, without checkpointing).
   int64_t most_layers_kept() const { return most_layers_kept_; }
   int64_t most_kept_bytes() const { return most_kept_bytes_; }
   int64_t runs_without_recompute() const { return runs_without_recompute_; }
@@ -134,7 +134,11 @@ class Zero3Parameters final : public LayerWeights {
   void prefetch_layer(int64_t layer);
   static constexpr int64_t kPrefetchLayers = 2;
   void release(Unit& unit);
+  // acquire(), with the weights as autograd leaves (a flat leaf, for a layer) or not.
+  void take(int64_t layer, bool for_backward, bool as_leaves);
   void reduce_gradients(Unit& unit);
+  void reduce_flat_gradient(Unit& unit, const at::Tensor& flat_leaf);
+  struct ReduceWhenAccumulated;
   struct Reduction {
     Unit* unit;
     at::Tensor flat, reduced;  // the flat gradient (kept alive until reduced) and this rank's part
