@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -40,26 +41,43 @@ struct Counted {
   }
 };
 
+// The shipped tiny model (2 layers) under ZeRO-3 in one process, its all-gathers counted copies;
+// the layers frozen (a LoRA base, in effect) or trainable, the outer unit trainable, and the keep
+// budget holding `keep_layers` layers.
+struct TinyZero3 {
+  TinyZero3(bool layers_train, int64_t keep_layers, bool gradient_checkpointing = true) {
+    const std::string dir = std::string(PDSD_SOURCE_DIR) + "/examples/tiny-qwen2";
+    config = read_model_config(dir);
+    EXPECT_EQ(config.num_hidden_layers, 2);
+    ModelWeights weights = load_model_weights(dir, config);
+    std::map<std::string, at::Tensor> params;
+    for (const auto& [name, t] : weights.tensors) params[name] = t.to(at::kFloat).clone();
+    const auto trains = [layers_train](const std::string& name) {
+      return layers_train || name.rfind("model.layers.", 0) != 0;
+    };
+    const auto decays = [](const std::string&) { return true; };
+    Zero3Options options;
+    options.gradient_checkpointing = gradient_checkpointing;
+    CausalLM scratch(config, params);
+    options.keep_gathered_bytes = keep_layers * Zero3Parameters(scratch, params, trains, decays, counted.comm(), options)
+                                                    .gathered_layer_bytes();
+    model = std::make_unique<CausalLM>(config, params);
+    z3 = std::make_unique<Zero3Parameters>(*model, params, trains, decays, counted.comm(), options);
+    model->set_layer_runner(z3->layer_runner());
+  }
+  ModelConfig config;
+  Counted counted;
+  std::unique_ptr<CausalLM> model;
+  std::unique_ptr<Zero3Parameters> z3;
+};
+
 // Trains the tiny model (2 layers) for 2 steps of 3 micro-batches under ZeRO-3 and returns the
 // all-gathers issued by the end of each step.
 std::vector<int64_t> gathers_per_step(bool layers_train, int64_t keep_layers) {
-  const std::string dir = std::string(PDSD_SOURCE_DIR) + "/examples/tiny-qwen2";
-  const ModelConfig config = read_model_config(dir);
-  EXPECT_EQ(config.num_hidden_layers, 2);
-  ModelWeights weights = load_model_weights(dir, config);
-  std::map<std::string, at::Tensor> params;
-  for (const auto& [name, t] : weights.tensors) params[name] = t.to(at::kFloat).clone();
-  CausalLM model(config, params);
-  Counted counted;
-  const auto trains = [layers_train](const std::string& name) {
-    return layers_train || name.rfind("model.layers.", 0) != 0;  // frozen layers: a LoRA base, in effect
-  };
-  Zero3Options z3_options;
-  Zero3Parameters probe(model, params, trains, [](const std::string&) { return true; }, counted.comm(), z3_options);
-  z3_options.keep_gathered_bytes = keep_layers * probe.gathered_layer_bytes();
-  CausalLM fresh(config, params);
-  Zero3Parameters z3(fresh, params, trains, [](const std::string&) { return true; }, counted.comm(), z3_options);
-  fresh.set_layer_runner(z3.layer_runner());
+  TinyZero3 tiny(layers_train, keep_layers);
+  Zero3Parameters& z3 = *tiny.z3;
+  const ModelConfig& config = tiny.config;
+  Counted& counted = tiny.counted;
   TrainerOptions options;
   options.schedule = {.type = "constant", .peak = 1e-3, .warmup_steps = 0, .total_steps = 2};
   options.log_to_console = false;
@@ -68,7 +86,7 @@ std::vector<int64_t> gathers_per_step(bool layers_train, int64_t keep_layers) {
   options.sharded_step = [&](double lr, double max_norm) { return z3.step(lr, max_norm); };
   options.sharded_state_bytes = [&] { return z3.state_bytes(); };
   options.sharded_state_tensors = [&] { return z3.state_tensors(); };
-  Trainer trainer(fresh, {}, options);
+  Trainer trainer(*tiny.model, {}, options);
   std::vector<int64_t> per_step;
   for (int64_t s = 0; s < 2; ++s) {
     trainer.step(testing::random_batches(config.vocab_size, /*count=*/3, /*rows=*/2, /*length=*/8));
@@ -120,23 +138,10 @@ struct Recompute {
 };
 
 Recompute run_layers(bool layers_train, bool gradient_checkpointing, int64_t keep_layers) {
-  const std::string dir = std::string(PDSD_SOURCE_DIR) + "/examples/tiny-qwen2";
-  const ModelConfig config = read_model_config(dir);
-  ModelWeights weights = load_model_weights(dir, config);
-  std::map<std::string, at::Tensor> params;
-  for (const auto& [name, t] : weights.tensors) params[name] = t.to(at::kFloat).clone();
-  CausalLM model(config, params);
-  Counted counted;
-  const auto trains = [layers_train](const std::string& name) {
-    return layers_train || name.rfind("model.layers.", 0) != 0;
-  };
-  Zero3Options z3_options;
-  z3_options.gradient_checkpointing = gradient_checkpointing;
-  Zero3Parameters probe(model, params, trains, [](const std::string&) { return true; }, counted.comm(), z3_options);
-  z3_options.keep_gathered_bytes = keep_layers * probe.gathered_layer_bytes();
-  CausalLM fresh(config, params);
-  Zero3Parameters z3(fresh, params, trains, [](const std::string&) { return true; }, counted.comm(), z3_options);
-  fresh.set_layer_runner(z3.layer_runner());
+  TinyZero3 tiny(layers_train, keep_layers, gradient_checkpointing);
+  Zero3Parameters& z3 = *tiny.z3;
+  CausalLM& fresh = *tiny.model;
+  const ModelConfig& config = tiny.config;
   fresh.set_training(true);
   z3.gather_outer();
   at::manual_seed(7);
