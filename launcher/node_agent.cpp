@@ -27,6 +27,10 @@ using std::chrono::milliseconds;
 
 milliseconds ms(double seconds) { return milliseconds(static_cast<int64_t>(seconds * 1000)); }
 
+// How long a worker's error exit waits for another node's report before it is reported itself
+// (see run_attempt): long enough for a peer's agent to notice a worker killed there.
+constexpr auto kEchoGrace = std::chrono::seconds(1);
+
 // The root cause as every agent prints it (the format tests and users grep for).
 void print_root_cause(const v1::FailureReport& r) {
   std::cerr << "\n==== pdsd-launch: worker failure (attempt " << r.attempt() << ") ====\n";
@@ -171,7 +175,16 @@ class NodeAgent {
     };
     auto t0 = Clock::now();
     spec.on_first_failure = [&](const WorkerExit& w) {
-      report(attempt, v1::WORKERS_FAILED, to_report(w, std::chrono::duration<double>(Clock::now() - t0).count()));
+      const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+      // A worker that exited with an error is most often the echo of a worker killed elsewhere (its
+      // collective lost that peer), whose agent may report a moment later: the first report is the
+      // root cause every agent prints. So an error exit waits up to kEchoGrace for another node's
+      // report to end the attempt first; a worker killed by a signal is reported at once.
+      if (w.signal == 0 && joined_.nnodes() > 1) {
+        const auto until = Clock::now() + kEchoGrace;
+        while (Clock::now() < until && heartbeats_->orders().attempt <= attempt) std::this_thread::sleep_for(ms(0.02));
+      }
+      report(attempt, v1::WORKERS_FAILED, to_report(w, seconds));
     };
     log::info("attempt ", attempt, ": starting ", opt_.nproc_per_node, " workers (ranks ", joined_.rank_offset(), "..",
               joined_.rank_offset() + opt_.nproc_per_node - 1, " of ", joined_.world_size(), ", master ",

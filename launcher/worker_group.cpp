@@ -203,6 +203,10 @@ GroupResult WorkerGroup::wait() {
       stop_all(sig);
       kill_deadline = Clock::now() + grace;
     }
+    // Reap first, then judge: when one pass finds several workers gone, one killed by a signal is
+    // taken as the first failure before one that exited with an error, which is most often a peer's
+    // echo (its collective lost the killed worker).
+    std::vector<size_t> exited;
     for (size_t i = 0; i < workers_.size(); ++i) {
       Worker& w = *workers_[i];
       if (!w.running) continue;
@@ -214,6 +218,11 @@ GroupResult WorkerGroup::wait() {
       if (WIFSIGNALED(status)) w.exit.signal = WTERMSIG(status);
       else w.exit.exit_code = WEXITSTATUS(status);
       ::kill(-w.exit.pid, SIGKILL);  // anything the worker left behind in its group
+      exited.push_back(i);
+    }
+    std::stable_partition(exited.begin(), exited.end(), [&](size_t i) { return workers_[i]->exit.signal != 0; });
+    for (size_t i : exited) {
+      Worker& w = *workers_[i];
       if (!w.exit.ok() && !result.first_failure && result.stop_signal == 0 && !result.stopped_by_order) {
         result.first_failure = i;
         // While training, no checkpoint can be saved without this rank: SIGKILL, not SIGTERM (which

@@ -64,6 +64,17 @@ TEST(LauncherLifecycle, FirstFailureStopsTheGroupAndNamesTheRootCause) {
   EXPECT_NE(r.output.find("    about to fail"), std::string::npos) << r.output;
 }
 
+// A worker killed by a signal and a peer that exited with an error found gone in the same check:
+// the killed one is the root cause (the error exit is most often its echo, a collective that lost
+// it), even though the error exit came first in time and in rank order. The background sleep keeps
+// each worker's output open, so only the 2 s monitor interval wakes the check.
+TEST(LauncherLifecycle, KilledWorkerIsTheRootCauseOverAnErrorExitFoundWithIt) {
+  auto r = run_command(kLaunch + " --nproc 2 --monitor-interval 2 --stop-grace 5 -- sh -c "
+                       "'(sleep 30 &); if [ $RANK = 0 ]; then sleep 0.2; exit 3; fi; sleep 0.4; kill -9 $$'");
+  EXPECT_EQ(r.exit_code, 128 + SIGKILL) << r.output;
+  EXPECT_NE(r.output.find("root cause : rank 1"), std::string::npos) << r.output;
+}
+
 // Workers that catch SIGTERM to save a checkpoint (as pdsd-worker does) would wait for the dead rank
 // until --stop-grace: after a failure nothing can be saved, so the others are killed at once and the
 // restart does not wait out the grace.
