@@ -160,7 +160,7 @@ void Zero3Parameters::gather(Unit& unit, bool as_leaves) {
   // before anything views it.
   if (&unit != units_[0].get() && !unit.kept && keepable(unit)) {
     unit.kept = true;
-    kept_bytes_ += unit.layout->padded * static_cast<int64_t>(unit.shard.element_size());
+    kept_bytes_ += gathered_bytes(unit);
     most_layers_kept_ = std::max(most_layers_kept_, ++layers_kept_);
     most_kept_bytes_ = std::max(most_kept_bytes_, kept_bytes_);
   }
@@ -296,14 +296,13 @@ void Zero3Parameters::release(int64_t layer, bool after_backward) {
 }
 
 bool Zero3Parameters::keepable(const Unit& unit) const {
-  return unit.kept ||
-         kept_bytes_ + unit.layout->padded * static_cast<int64_t>(unit.shard.element_size()) <= options_.keep_gathered_bytes;
+  return unit.kept || kept_bytes_ + gathered_bytes(unit) <= options_.keep_gathered_bytes;
 }
 
 void Zero3Parameters::drop_kept(Unit& unit) {
   unit.retained = at::Tensor();
   if (unit.kept) {
-    kept_bytes_ -= unit.layout->padded * static_cast<int64_t>(unit.shard.element_size());
+    kept_bytes_ -= gathered_bytes(unit);
     --layers_kept_;
   }
   unit.kept = false;
@@ -380,10 +379,14 @@ at::Tensor Zero3Parameters::step(double lr, double max_grad_norm) {
   return norm;
 }
 
+int64_t Zero3Parameters::gathered_bytes(const Unit& unit) {
+  return unit.layout->padded * static_cast<int64_t>(unit.shard.element_size());
+}
+
 int64_t Zero3Parameters::gathered_layer_bytes() const {
   int64_t widest = 0;
-  for (size_t i = 1; i < units_.size(); ++i) widest = std::max(widest, units_[i]->layout->padded);
-  return widest * static_cast<int64_t>(units_[0]->shard.element_size());
+  for (size_t i = 1; i < units_.size(); ++i) widest = std::max(widest, gathered_bytes(*units_[i]));
+  return widest;
 }
 
 bool Zero3Parameters::trains_anything() const {

@@ -168,6 +168,7 @@ class Zero3Parameters final : public LayerWeights {
   int64_t layers_kept_ = 0, most_layers_kept_ = 0, most_kept_bytes_ = 0;
   int64_t runs_without_recompute_ = 0;
   bool keepable(const Unit& unit) const;  // kept, or would be at its next gather
+  static int64_t gathered_bytes(const Unit& unit);  // the unit whole, in the compute dtype
   void drop_kept(Unit& unit);
 };
 
