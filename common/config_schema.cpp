@@ -44,7 +44,7 @@ const std::vector<FieldSpec>& schema() {
       // parallelism
       {"zero_stage", "parallelism", &J::zero_stage, between(0, 3), {}, false, "0: DDP; 1/2/3: ZeRO stage"},
       {"gradient_checkpointing", "parallelism", &J::gradient_checkpointing, {}, {}, false,
-       "recompute activations in backward; ZeRO-3 recomputes every layer whatever this says, except, with this off, layers kept whole (zero3_keep_gathered_mb)"},
+       "recompute activations in backward (memory for one hidden state per layer, one extra forward); off: autograd keeps them, under ZeRO-3 too (a layer's gathered memory is given back after its forward and gathered again into place before its backward)"},
       {"ddp_backend", "parallelism", &J::ddp_backend, {}, {"auto", "nccl", "gloo"}, false,
        "collectives: nccl (GPUs), gloo (CPU; GPU tensors go through host copies); auto: nccl when every local rank has a GPU"},
       {"ddp_bucket_cap_mb", "parallelism", &J::ddp_bucket_cap_mb, positive(), {}, false,
@@ -56,7 +56,7 @@ const std::vector<FieldSpec>& schema() {
       {"zero3_gather_engine", "parallelism", &J::zero3_gather_engine, {}, {"auto", "sm", "copy"}, false,
        "ZeRO-3's layer all-gathers: sm (NCCL kernels) or copy (the GPUs' copy engines, leaving the SMs to compute; NCCL 2.28+, one node; elsewhere as sm); auto: copy over NCCL for layers of 128 MiB or more, else sm"},
       {"zero3_keep_gathered_mb", "parallelism", &J::zero3_keep_gathered_mb, at_least(0), {}, false,
-       "ZeRO-3: gathered layers stay whole between their runs, up to this many MiB per GPU, until their weights change: a frozen (LoRA base) layer is gathered once per job, a trainable one once per optimizer step instead of twice per micro-batch, and with gradient_checkpointing off neither is recomputed; 0: only at the turns of a micro-batch"},
+       "ZeRO-3: gathered layers stay whole between their runs, up to this many MiB per GPU, until their weights change: a frozen (LoRA base) layer is gathered once per job, a trainable one once per optimizer step instead of twice per micro-batch; 0: only at the turns of a micro-batch"},
       {"ddp_timeout", "parallelism", &J::ddp_timeout, between(1, 7 * 24 * 3600), {}, false,
        "seconds a collective may wait before the job stops with an error"},
       // optimizer

@@ -1,8 +1,10 @@
 // ZeRO-3 gathers each layer for each run of it (worker/train/zero3_parameters.h), except at the two
 // turns of a micro-batch: the last layer stays whole from forward into backward, and layer 0 from
 // backward into the next forward until the optimizer step changes it; and except for layers kept
-// whole under the keep budget (zero3_keep_gathered_mb). Counted here on the CPU with the shipped
-// tiny model (2 layers) in one process, whose all-gathers are copies.
+// whole under the keep budget (zero3_keep_gathered_mb). Without gradient checkpointing no layer is
+// recomputed: its memory is emptied after its forward under autograd's saved weights and refilled
+// before its backward. Counted here on the CPU with the shipped tiny model (2 layers) in one
+// process, whose all-gathers are copies.
 #include <gtest/gtest.h>
 
 #include <map>
@@ -73,8 +75,8 @@ struct TinyZero3 {
 
 // Trains the tiny model (2 layers) for 2 steps of 3 micro-batches under ZeRO-3 and returns the
 // all-gathers issued by the end of each step.
-std::vector<int64_t> gathers_per_step(bool layers_train, int64_t keep_layers) {
-  TinyZero3 tiny(layers_train, keep_layers);
+std::vector<int64_t> gathers_per_step(bool layers_train, int64_t keep_layers, bool gradient_checkpointing = true) {
+  TinyZero3 tiny(layers_train, keep_layers, gradient_checkpointing);
   Zero3Parameters& z3 = *tiny.z3;
   const ModelConfig& config = tiny.config;
   Counted& counted = tiny.counted;
@@ -105,6 +107,13 @@ TEST(Zero3Gathers, EachLayerRunIsGatheredExceptAtTheTurns) {
   ASSERT_EQ(per_step.size(), 2u);
   EXPECT_EQ(per_step[0], expected);
   EXPECT_EQ(per_step[1] - per_step[0], expected);
+  // Without gradient checkpointing the backward's gathers refill the emptied memory instead of
+  // feeding a recomputation: as many.
+  for (const bool layers_train : {true, false}) {
+    const std::vector<int64_t> once = gathers_per_step(layers_train, 0, /*gradient_checkpointing=*/false);
+    EXPECT_EQ(once[0], expected) << layers_train;
+    EXPECT_EQ(once[1] - once[0], layers_train ? expected : expected - 1) << "a frozen layer 0 stays at its turn";
+  }
 }
 
 TEST(Zero3Gathers, KeptTrainableLayersAreGatheredOncePerStep) {
@@ -133,6 +142,7 @@ TEST(Zero3Gathers, KeptFrozenLayersAreGatheredOncePerJob) {
 // autograd recorded (by their nodes), the embedding's gradient and the updated master weights.
 struct Recompute {
   int64_t checkpointed = 0;
+  int64_t bytes_after_forward = 0, bytes_after_backward = 0, layer_bytes = 0;  // whole layers held
   at::Tensor embedding_grad;
   std::vector<at::Tensor> masters;
 };
@@ -157,7 +167,10 @@ Recompute run_layers(bool layers_train, bool gradient_checkpointing, int64_t kee
     if (node->name().find("CheckpointedLayer") != std::string::npos) ++out.checkpointed;
     for (const auto& edge : node->next_edges()) todo.push_back(edge.function.get());
   }
+  out.bytes_after_forward = z3.layer_bytes_held();
   (h * h).sum().backward();
+  out.bytes_after_backward = z3.layer_bytes_held();
+  out.layer_bytes = z3.gathered_layer_bytes();
   out.embedding_grad = fresh.parameters().at("model.embed_tokens.weight").grad().clone();
   EXPECT_EQ(z3.runs_without_recompute(), 2 - out.checkpointed);
   z3.release_outer();
@@ -176,21 +189,31 @@ void expect_same_training(const Recompute& a, const Recompute& b) {
   for (size_t i = 0; i < a.masters.size(); ++i) EXPECT_TRUE(at::allclose(a.masters[i], b.masters[i], 1e-5, 1e-7)) << i;
 }
 
-TEST(Zero3Recompute, LayersKeptWholeRunOnceWithoutGradientCheckpointing) {
+TEST(Zero3Recompute, NoLayerIsRecomputedWithoutGradientCheckpointing) {
   size_t frozen_pieces = 0;
   for (const bool layers_train : {false, true}) {
     SCOPED_TRACE(layers_train ? "trainable layers" : "frozen layers");
-    const Recompute all = run_layers(layers_train, /*gradient_checkpointing=*/true, /*keep_layers=*/2);
+    const Recompute all = run_layers(layers_train, /*gradient_checkpointing=*/true, /*keep_layers=*/0);
     EXPECT_EQ(all.checkpointed, 2) << "checkpointing on: every layer recomputes";
-    EXPECT_EQ(run_layers(layers_train, false, 0).checkpointed, 2) << "nothing kept: the weights are gone by backward";
+    EXPECT_EQ(run_layers(layers_train, true, 2).checkpointed, 2) << "kept whole or not";
+    // Between forward and backward only the last layer is whole (kept for its backward, next), as
+    // with the recompute: layer 0's memory went back under the saved weights. After backward layer
+    // 0 is, at its turn.
+    EXPECT_EQ(all.bytes_after_forward, all.layer_bytes);
+    const Recompute none = run_layers(layers_train, false, 0);
+    EXPECT_EQ(none.checkpointed, 0) << "nothing kept: refilled in place for backward";
+    EXPECT_EQ(none.bytes_after_forward, none.layer_bytes) << "layer 0 emptied after its forward";
+    EXPECT_EQ(none.bytes_after_backward, none.layer_bytes) << "layer 1 emptied after its backward, layer 0 at its turn";
     const Recompute one = run_layers(layers_train, false, 1);
-    EXPECT_EQ(one.checkpointed, 1) << "layer 0 kept, layer 1 not";
-    const Recompute none = run_layers(layers_train, false, 2);
-    EXPECT_EQ(none.checkpointed, 0);
+    EXPECT_EQ(one.checkpointed, 0) << "layer 0 kept, layer 1 not";
+    const Recompute both = run_layers(layers_train, false, 2);
+    EXPECT_EQ(both.checkpointed, 0);
+    EXPECT_EQ(both.bytes_after_forward, 2 * both.layer_bytes) << "both kept";
     // Either way backward computes the same gradients, and (trainable layers: reduced by the hook
     // when not recomputed) the step makes the same weights.
     expect_same_training(none, all);
     expect_same_training(one, all);
+    expect_same_training(both, all);
     if (!layers_train) frozen_pieces = all.masters.size();
     if (layers_train) EXPECT_GT(all.masters.size(), frozen_pieces) << "the layers' masters are compared too";
   }

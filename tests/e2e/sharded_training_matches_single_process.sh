@@ -5,8 +5,9 @@
 # steps and the same final weights as 1 process, within float32 tolerance — full fine-tuning and
 # LoRA; DDP, ZeRO-1 and ZeRO-2 also with many small gradient buckets (all-reduced or reduce-scattered
 # during backward, chunks cutting parameters between ranks); ZeRO-3 also with its layers gathered into
-# fixed gather slots (zero3_gather_engine copy), and with a layer kept whole between its runs
-# (zero3_keep_gathered_mb). Memory per rank is read from
+# fixed gather slots (zero3_gather_engine copy), with a layer kept whole between its runs
+# (zero3_keep_gathered_mb), and with gradient checkpointing on (the layers recomputed in backward;
+# every other run here has it off, so no layer is recomputed). Memory per rank is read from
 # all_results.json: optimizer state falls as 1/N under ZeRO-1/2/3, and the weights held at rest fall
 # as 1/N under ZeRO-3.
 set -euo pipefail
@@ -41,9 +42,12 @@ for method in sft lora; do
   run $method 2 3 copy zero3_gather_engine=copy
   # ... and with one of the two layers (about 0.18 MiB) kept whole until the update changes it
   # (zero3_keep_gathered_mb): moved out of its slot once, the other layer still taking the slots.
-  # With gradient_checkpointing false the kept layer is not recomputed: it runs once, and (full
-  # SFT) its gradient is reduce-scattered by a hook once autograd has accumulated it.
+  # With gradient_checkpointing false no layer is recomputed: each runs once, and (full SFT) its
+  # gradient is reduce-scattered by a hook once autograd has accumulated it; a layer not kept gives
+  # its memory back after its forward and is gathered again into it before its backward.
   run $method 2 3 keep zero3_gather_engine=copy zero3_keep_gathered_mb=0.2
+  # With it on, every layer is recomputed in backward from weights gathered again.
+  run $method 2 3 recompute gradient_checkpointing=true
 done
 # Gradients reduced in bf16 (communication_data_type; the default over NCCL for bf16 weights): close
 # to one process within bf16 rounding.
@@ -60,7 +64,7 @@ for method, weights in (("sft", "model.safetensors"), ("lora", "adapter_model.sa
     w1 = load_file(f"{out}/{ref}/{weights}")
     state1 = results(ref)["optimizer_state_bytes_per_rank"]
     params1 = results(f"{method}-1-z3")["parameter_bytes_per_rank"]
-    for world, stage, suffix in [(1, 3, "")] + [(w, z, "") for w in (2, 4) for z in (0, 1, 2, 3)] + [(2, 0, "-buckets"), (2, 2, "-buckets"), (4, 1, "-buckets"), (2, 2, "-everymb"), (2, 3, "-copy"), (2, 3, "-keep")]:
+    for world, stage, suffix in [(1, 3, "")] + [(w, z, "") for w in (2, 4) for z in (0, 1, 2, 3)] + [(2, 0, "-buckets"), (2, 2, "-buckets"), (4, 1, "-buckets"), (2, 2, "-everymb"), (2, 3, "-copy"), (2, 3, "-keep"), (2, 3, "-recompute")]:
         run = f"{method}-{world}-z{stage}{suffix}"
         other = [json.loads(l) for l in open(f"{out}/{run}/trainer_log.jsonl")]
         assert len(one) == len(other) == 20, (run, len(one), len(other))
@@ -86,11 +90,12 @@ for method, weights in (("sft", "model.safetensors"), ("lora", "adapter_model.sa
             log = open(f"{out}/{run}.txt").read()
             on_copy_engines = "layer all-gathers run on the GPUs' copy engines" in log
             assert on_copy_engines == ("nccl: rank" in log), f"{run}: copy-engine gathers {on_copy_engines} over this backend"
-        if suffix == "-keep":  # one layer kept; it ran once per micro-batch, never recomputed
+        if suffix == "-keep":
             assert r["zero3_layers_kept"] == 1, f"{run}: {r['zero3_layers_kept']} layers kept whole, not 1"
-            plain = 20 * (4 // world)
-            assert r["zero3_layer_runs_without_recompute"] == plain, \
-                f"{run}: {r['zero3_layer_runs_without_recompute']} layer runs without recompute, not {plain}"
+        if stage == 3:  # without checkpointing every layer (2) ran once per micro-batch, never recomputed
+            once = 0 if suffix == "-recompute" else 2 * 20 * (4 // world)
+            assert r["zero3_layer_runs_without_recompute"] == once, \
+                f"{run}: {r['zero3_layer_runs_without_recompute']} layer runs without recompute, not {once}"
         if stage == 2 and world == 2:
             once = "one reduce-scatter per step" in open(f"{out}/{run}.txt").read()
             assert once == (suffix == ""), f"{run}: reduced once per step: {once}"

@@ -375,12 +375,13 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
       const int64_t keep = std::min<int64_t>(model_config.num_hidden_layers,
                                              static_cast<int64_t>(config.zero3_keep_gathered_mb * (1 << 20)) / gathered);
       log::info("zero3_keep_gathered_mb ", config.zero3_keep_gathered_mb, ": ", keep, " of ", model_config.num_hidden_layers,
-                " layers (", gathered >> 20, " MiB each) stay whole once gathered, until their weights change",
-                config.gradient_checkpointing ? "" : "; they are not recomputed (gradient_checkpointing off)");
+                " layers (", gathered >> 20, " MiB each) stay whole once gathered, until their weights change");
     }
     if (lead) {
       log::info("zero_stage 3: ", zero3_params->parameter_bytes(), " bytes of weights at rest on this rank (1/",
-                env.world_size, " of each layer); each layer is gathered for its forward and backward");
+                env.world_size, " of each layer); each layer is gathered for its forward and backward",
+                config.gradient_checkpointing ? " (recomputed there: gradient_checkpointing)"
+                                              : " (not recomputed: gradient_checkpointing off, autograd keeps the activations)");
     }
   }
   std::unique_ptr<GradientBuckets> buckets;

@@ -34,18 +34,33 @@ struct Zero3Parameters::Unit {
   dist::PendingCollective prefetch;                // its all-gather
   at::Tensor retained;                             // [padded], kept whole since its last run (release)
   bool kept = false;                               // retained under the keep budget, not just for a turn
+  // Without gradient checkpointing: the gathered memory the weights autograd saved in forward view.
+  // Emptied after the forward (saved_bytes to refill) and refilled before the backward, in place.
+  c10::Storage saved;
+  size_t saved_bytes = 0;
 };
 
 // Reduces a layer's flat gradient once autograd has accumulated it: a layer that runs once (kept
 // whole, no recompute) has no release after its backward to do it.
 struct Zero3Parameters::ReduceWhenAccumulated final : torch::autograd::PostAccumulateGradHook {
   ReduceWhenAccumulated(Zero3Parameters* owner, Unit* unit) : owner(owner), unit(unit) {}
-  void operator()(const torch::autograd::Variable& flat_leaf) override { owner->reduce_flat_gradient(*unit, flat_leaf); }
+  void operator()(const torch::autograd::Variable& flat_leaf) override {
+    owner->reduce_flat_gradient(*unit, flat_leaf);
+    owner->let_go_saved(*unit);  // every node that used the weights has run: they produced this gradient
+  }
   Zero3Parameters* owner;
   Unit* unit;
 };
 
 namespace {
+
+// A storage's memory goes back to the allocator; the storage itself, and every tensor viewing it
+// (those autograd saved among them), stays, holding nothing until refilled.
+void empty_storage(c10::Storage& storage) {
+  c10::StorageImpl& impl = *storage.unsafeGetStorageImpl();
+  impl.set_data_ptr(at::DataPtr(nullptr, impl.device()));
+  impl.set_nbytes(0);
+}
 
 int64_t layer_of(const std::string& name) {
   const std::string prefix = "model.layers.";
@@ -164,7 +179,9 @@ void Zero3Parameters::gather(Unit& unit, bool as_leaves) {
     most_layers_kept_ = std::max(most_layers_kept_, ++layers_kept_);
     most_kept_bytes_ = std::max(most_kept_bytes_, kept_bytes_);
   }
-  if (unit.kept && slots_ && slots_->holds(unit.full)) unit.full = unit.full.clone();
+  // So does one whose memory autograd keeps until backward (no gradient checkpointing).
+  const bool outlives_run = unit.kept || (runs_once() && &unit != units_[0].get());
+  if (outlives_run && slots_ && slots_->holds(unit.full)) unit.full = unit.full.clone();
   unit.leaves.clear();
   if (as_leaves && &unit != units_[0].get()) {
     // A layer about to be recomputed and backpropagated: the gathered flat buffer is the one leaf,
@@ -270,6 +287,9 @@ void Zero3Parameters::take(int64_t layer, bool for_backward, bool as_leaves) {
     for (size_t i = 2; i < units_.size(); ++i) {
       if (!units_[i]->kept) units_[i]->retained = at::Tensor();
     }
+    // So is the memory of a forward without gradient checkpointing whose backward never came (its
+    // graph, if still alive, owns it).
+    for (size_t i = 1; i < units_.size(); ++i) units_[i]->saved = c10::Storage();
   }
   gather(unit, as_leaves);
   // Two layers ahead: each all-gather is a meeting of every rank, and a host that runs a layer behind
@@ -311,25 +331,89 @@ void Zero3Parameters::drop_kept(Unit& unit) {
 CausalLM::LayerRunner Zero3Parameters::layer_runner() {
   return [this](int64_t layer, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                 const AttentionLayout& attention) -> at::Tensor {
-    // Training: activation checkpointing with this class supplying the weights (checkpointed_layer.h).
     backward_follows_ = at::GradMode::is_enabled() && x.requires_grad();
-    Unit& unit = *units_[static_cast<size_t>(layer) + 1];
-    const bool recompute = options_.gradient_checkpointing || !keepable(unit);
-    if (backward_follows_ && recompute) return checkpointed_layer_forward(model_, layer, x, cos, sin, attention, this);
-    // Evaluation, or a layer kept whole without gradient checkpointing: it runs once, and autograd
-    // keeps what backward needs (the weights among it: kept, they stay valid until backward is over).
-    const bool leaves = backward_follows_ && unit.trains;
-    take(layer, /*for_backward=*/false, leaves);
-    if (backward_follows_) ++runs_without_recompute_;
-    if (leaves) {
-      // A trainable layer's flat gradient is reduce-scattered as soon as autograd has accumulated
-      // it, as release() does after a recomputation.
-      torch::autograd::impl::set_post_acc_grad_hooks(unit.flat_leaf, std::make_unique<ReduceWhenAccumulated>(this, &unit));
+    // Training with gradient checkpointing: the layer runs again in backward, with this class
+    // supplying the weights (checkpointed_layer.h).
+    if (backward_follows_ && options_.gradient_checkpointing) {
+      return checkpointed_layer_forward(model_, layer, x, cos, sin, attention, this);
     }
+    if (backward_follows_) return run_once(layer, x, cos, sin, attention);
+    take(layer, /*for_backward=*/false, /*as_leaves=*/false);  // evaluation
     at::Tensor out = model_.layer_forward(layer, x, cos, sin, attention);
     release(layer, /*after_backward=*/false);
     return out;
   };
+}
+
+// Without gradient checkpointing a layer runs once and autograd keeps what backward needs, the
+// weights among it (views of the gathered memory), as FSDP and DeepSpeed do. A layer kept whole
+// (the keep budget) simply stays so. Any other gives its memory back after the forward while its
+// storage stays, empty, under the saved views; before its backward the layer is gathered again
+// (prefetched like any) and the memory put back under them. Backward's order of work comes from
+// hooks: the gradient of the last layer's output starts the backward of the layers; the gradient
+// of a layer's input means its backward is over (for frozen weights: what used them has run) and
+// the one below starts. A trainable layer's flat gradient is reduce-scattered, and its memory
+// given back, once autograd has accumulated it.
+at::Tensor Zero3Parameters::run_once(int64_t layer, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                                     const AttentionLayout& attention) {
+  Unit& unit = *units_[static_cast<size_t>(layer) + 1];
+  take(layer, /*for_backward=*/false, /*as_leaves=*/unit.trains);
+  ++runs_without_recompute_;
+  if (unit.trains) {
+    torch::autograd::impl::set_post_acc_grad_hooks(unit.flat_leaf, std::make_unique<ReduceWhenAccumulated>(this, &unit));
+  }
+  at::Tensor out = model_.layer_forward(layer, x, cos, sin, attention);
+  const bool last = layer + 2 == static_cast<int64_t>(units_.size());
+  if (last) out.register_hook([this, layer](const at::Tensor&) { before_backward(layer); });
+  x.register_hook([this, layer](const at::Tensor&) {
+    if (!units_[static_cast<size_t>(layer) + 1]->trains) let_go_saved(*units_[static_cast<size_t>(layer) + 1]);
+    if (layer > 0) before_backward(layer - 1);
+  });
+  if (unit.kept) {
+    release(layer, /*after_backward=*/false);
+    return out;
+  }
+  unit.saved = unit.full.storage();
+  unit.saved_bytes = unit.saved.nbytes();
+  if (!last) empty_storage(unit.saved);  // the last layer's backward comes next: it stays
+  release(unit);
+  return out;
+}
+
+void Zero3Parameters::before_backward(int64_t layer) {
+  Unit& unit = *units_[static_cast<size_t>(layer) + 1];
+  if (unit.saved && unit.saved.nbytes() == 0) {
+    at::NoGradGuard no_grad;
+    at::Tensor full;
+    if (unit.prefetched.defined()) {
+      unit.prefetch.wait();
+      full = std::exchange(unit.prefetched, at::Tensor());
+    } else {
+      full = gather_buffer(unit);
+      comm_.all_gather(full, unit.shard);
+    }
+    c10::StorageImpl& from = *full.storage().unsafeGetStorageImpl();
+    if (full.storage_offset() != 0 || from.nbytes() != unit.saved_bytes || (slots_ && slots_->holds(full))) {
+      full = full.clone();  // a gather slot is lent, not given: its contents move to memory of their own
+    }
+    c10::StorageImpl& own = *full.storage().unsafeGetStorageImpl();
+    c10::StorageImpl& into = *unit.saved.unsafeGetStorageImpl();
+    into.set_data_ptr_noswap(own.set_data_ptr(at::DataPtr(nullptr, own.device())));
+    into.set_nbytes(unit.saved_bytes);
+    own.set_nbytes(0);
+  }
+  for (int64_t ahead = 1; ahead <= kPrefetchLayers; ++ahead) prefetch_layer(layer - ahead);
+}
+
+void Zero3Parameters::let_go_saved(Unit& unit) {
+  if (!unit.saved) return;
+  if (&unit == units_[1].get()) {
+    // Layer 0 at the turn: whole from its backward into the next forward, as with the recompute.
+    unit.retained = at::empty({0}, unit.shard.options()).set_(unit.saved, 0, {unit.layout->padded}, {1});
+  } else {
+    empty_storage(unit.saved);
+  }
+  unit.saved = c10::Storage();
 }
 
 void Zero3Parameters::gather_outer() {
@@ -387,6 +471,16 @@ int64_t Zero3Parameters::gathered_layer_bytes() const {
   int64_t widest = 0;
   for (size_t i = 1; i < units_.size(); ++i) widest = std::max(widest, gathered_bytes(*units_[i]));
   return widest;
+}
+
+int64_t Zero3Parameters::layer_bytes_held() const {
+  int64_t bytes = 0;
+  for (size_t i = 1; i < units_.size(); ++i) {
+    const Unit& u = *units_[i];
+    for (const at::Tensor* t : {&u.full, &u.prefetched, &u.retained}) bytes += t->defined() ? t->nbytes() : 0;
+    if (u.saved) bytes += static_cast<int64_t>(u.saved.nbytes());  // emptied: 0
+  }
+  return bytes;
 }
 
 bool Zero3Parameters::trains_anything() const {

@@ -7,9 +7,10 @@
 // being gathered meanwhile (prefetch) — and freed right after (except at the turns: the last layer
 // stays whole from forward into backward, layer 0 from backward into the next forward; and, within a
 // budget the job sets, any layer until its weights change, see Zero3Options::keep_gathered_bytes); in
-// backward it is gathered again and the layer recomputed — ZeRO-3 implies activation checkpointing
-// here, one extra forward per layer, the price DeepSpeed users pay with gradient checkpointing on
-// anyway (a layer kept whole may skip it, see Zero3Options::gradient_checkpointing) — and its gradients are reduce-scattered into this rank's fp32 gradient shard, so full
+// backward it is gathered again, and either recomputed from those weights (gradient checkpointing)
+// or, without checkpointing, gathered back into the very memory autograd's saved weights view,
+// which was given back to the allocator between the two (as FSDP frees and refills its flat
+// parameter); its gradients are reduce-scattered into this rank's fp32 gradient shard, so full
 // gradients never pile up either. That reduce-scatter runs while backward goes on to the layers
 // below: at most two layers' flat gradients are in flight, and all are summed in before the outer
 // unit's gradients are reduced at the end of the step. The outer unit is gathered for the whole step (the embedding
@@ -59,10 +60,11 @@ struct Zero3Options {
   // the whole job, a trainable one once per optimizer step instead of twice per micro-batch: what a
   // small model, whose step is bound by the host's cost per collective, needs. 0: only the turns.
   int64_t keep_gathered_bytes = 0;
-  // Job key gradient_checkpointing. ZeRO-3 recomputes a layer in backward because its weights are
-  // gone by then; a layer kept whole (above) still has them, so with this off it runs once and
-  // autograd keeps its activations, as without ZeRO-3: one forward fewer per layer. A trainable
-  // one's gradient is then reduce-scattered once autograd has accumulated it (a hook).
+  // Job key gradient_checkpointing. On: every layer is recomputed in backward from weights gathered
+  // again. Off: every layer runs once and autograd keeps its activations, as without ZeRO-3 (one
+  // forward fewer per layer, for the activations' memory); a layer not kept whole has its memory
+  // emptied after its forward and refilled before its backward. A trainable layer's gradient is then
+  // reduce-scattered once autograd has accumulated it (a hook).
   bool gradient_checkpointing = true;
 };
 
@@ -101,6 +103,8 @@ class Zero3Parameters final : public LayerWeights {
   int64_t most_layers_kept() const { return most_layers_kept_; }
   int64_t most_kept_bytes() const { return most_kept_bytes_; }
   int64_t runs_without_recompute() const { return runs_without_recompute_; }
+  // Bytes of whole layers held now: in use, prefetched, kept, or under autograd's saved weights.
+  int64_t layer_bytes_held() const;
 
   int64_t parameter_bytes() const;  // this rank's weights at rest: compute shards + fp32 master shards
   int64_t state_bytes() const;      // AdamW exp_avg + exp_avg_sq shards
@@ -127,6 +131,14 @@ class Zero3Parameters final : public LayerWeights {
   void release(int64_t layer, bool after_backward) override;
 
  private:
+  // Without gradient checkpointing (see layer_runner in the .cpp): a layer's one training run, the
+  // refill of its memory before its backward (prefetching the layers below), and the memory let go
+  // after it.
+  at::Tensor run_once(int64_t layer, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                      const AttentionLayout& attention);
+  void before_backward(int64_t layer);
+  void let_go_saved(Unit& unit);
+  bool runs_once() const { return backward_follows_ && !options_.gradient_checkpointing; }
   void gather(Unit& unit, bool as_leaves);
   // Starts gathering a layer ahead of its use (no-op when it is gathered or already on its way):
   // forward prefetches the next layers, backward the previous ones, so every rank issues the same
