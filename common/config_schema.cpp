@@ -56,7 +56,7 @@ const std::vector<FieldSpec>& schema() {
       {"zero3_gather_engine", "parallelism", &J::zero3_gather_engine, {}, {"auto", "sm", "copy"}, false,
        "ZeRO-3's layer all-gathers: sm (NCCL kernels) or copy (the GPUs' copy engines, leaving the SMs to compute; NCCL 2.28+, one node; elsewhere as sm); auto: copy over NCCL for layers of 128 MiB or more, else sm"},
       {"zero3_keep_gathered_mb", "parallelism", &J::zero3_keep_gathered_mb, at_least(0), {}, false,
-       "ZeRO-3: gathered layers stay whole between their runs, up to this many MiB per GPU, until their weights change: a frozen (LoRA base) layer is gathered once per job, a trainable one once per optimizer step instead of twice per micro-batch; 0: only at the turns of a micro-batch"},
+       "ZeRO-3: gathered layers stay whole between their runs, up to this many MiB per GPU, until their weights change: a frozen (LoRA base) layer is gathered once per job, a trainable one once per optimizer step instead of twice per micro-batch (2048: about DeepSpeed's default stage3_max_live_parameters, 1e9, in bf16); 0: only at the turns of a micro-batch"},
       {"ddp_timeout", "parallelism", &J::ddp_timeout, between(1, 7 * 24 * 3600), {}, false,
        "seconds a collective may wait before the job stops with an error"},
       // optimizer

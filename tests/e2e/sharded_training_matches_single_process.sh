@@ -15,7 +15,10 @@ bin=$1
 python=$2
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-common=(max_steps=20 save_steps=1000 logging_steps=1 val_size=0 per_device_train_batch_size=2 gradient_checkpointing=false)
+# zero3_keep_gathered_mb=0: ZeRO-3 gathers every layer for every run (the default budget would keep
+# the tiny model whole); the -keep runs set their own.
+common=(max_steps=20 save_steps=1000 logging_steps=1 val_size=0 per_device_train_batch_size=2 gradient_checkpointing=false
+        zero3_keep_gathered_mb=0)
 run() {  # method world stage [name-suffix key=value ...]
   local name="$1-$2-z$3${4:+-$4}" method=$1 world=$2 stage=$3
   shift 3; [ $# -gt 0 ] && shift

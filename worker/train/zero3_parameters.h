@@ -59,6 +59,7 @@ struct Zero3Options {
   // kept fit in this many bytes per rank. A frozen layer (the LoRA base) is then gathered once for
   // the whole job, a trainable one once per optimizer step instead of twice per micro-batch: what a
   // small model, whose step is bound by the host's cost per collective, needs. 0: only the turns.
+  // (The job key defaults to 2048 MiB, see common/job_config.h; 0 here for callers that choose.)
   int64_t keep_gathered_bytes = 0;
   // Job key gradient_checkpointing. On: every layer is recomputed in backward from weights gathered
   // again. Off: every layer runs once and autograd keeps its activations, as without ZeRO-3 (one
