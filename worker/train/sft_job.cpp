@@ -339,11 +339,12 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
       copy_engines = false;  // every rank computed the same choice above and asked; all got the same answer
       collectives->gathers_on_copy_engines(&auto_declined);
     }
+    const auto keep_bytes = static_cast<int64_t>(config.zero3_keep_gathered_mb * (1 << 20));
     zero3_params = std::make_unique<Zero3Parameters>(
         model, weights.tensors, [&](const std::string& n) { return base_weight_trains(config, model_config, n); }, decays,
         comm, Zero3Options{.compute_dtype = compute, .device = device, .adam = options.adam, .reduce_dtype = reduce_dtype,
                            .copy_engine_gathers = copy_engines,
-                           .keep_gathered_bytes = static_cast<int64_t>(config.zero3_keep_gathered_mb * (1 << 20)),
+                           .keep_gathered_bytes = keep_bytes,
                            .gradient_checkpointing = config.gradient_checkpointing});
     model.set_layer_runner(zero3_params->layer_runner());
     options.before_forward = [&zero3_params] { zero3_params->gather_outer(); };
@@ -372,8 +373,7 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
     }
     if (lead && config.zero3_keep_gathered_mb > 0 && model_config.num_hidden_layers > 0) {
       const int64_t gathered = zero3_params->gathered_layer_bytes();
-      const int64_t keep = std::min<int64_t>(model_config.num_hidden_layers,
-                                             static_cast<int64_t>(config.zero3_keep_gathered_mb * (1 << 20)) / gathered);
+      const int64_t keep = std::min<int64_t>(model_config.num_hidden_layers, keep_bytes / gathered);
       log::info("zero3_keep_gathered_mb ", config.zero3_keep_gathered_mb, ": ", keep, " of ", model_config.num_hidden_layers,
                 " layers (", gathered >> 20, " MiB each) stay whole once gathered, until their weights change");
     }

@@ -62,6 +62,16 @@ void empty_storage(c10::Storage& storage) {
   impl.set_nbytes(0);
 }
 
+// Moves `whole`'s memory (a tensor over all of its own storage) under `into`, emptying `whole`.
+void move_storage(const at::Tensor& whole, c10::Storage& into) {
+  c10::StorageImpl& from = *whole.storage().unsafeGetStorageImpl();
+  c10::StorageImpl& to = *into.unsafeGetStorageImpl();
+  const size_t bytes = from.nbytes();
+  to.set_data_ptr_noswap(from.set_data_ptr(at::DataPtr(nullptr, from.device())));
+  to.set_nbytes(bytes);
+  from.set_nbytes(0);
+}
+
 int64_t layer_of(const std::string& name) {
   const std::string prefix = "model.layers.";
   if (name.rfind(prefix, 0) != 0) return -1;
@@ -163,11 +173,10 @@ void Zero3Parameters::gather(Unit& unit, bool as_leaves) {
   const at::Tensor& source = as_leaves && &unit == units_[0].get() ? unit.master : unit.shard;
   if (unit.retained.defined()) {  // still whole from its last run (see release)
     unit.full = std::exchange(unit.retained, at::Tensor());
-  } else if (unit.prefetched.defined()) {  // gathered ahead, from the compute shard
-    unit.prefetch.wait();
-    unit.full = std::exchange(unit.prefetched, at::Tensor());
+  } else if (source.is_same(unit.shard)) {
+    unit.full = gathered_shard(unit);
   } else {
-    unit.full = source.is_same(unit.shard) ? gather_buffer(unit) : at::empty({layout.padded}, source.options());
+    unit.full = at::empty({layout.padded}, source.options());
     comm_.all_gather(unit.full, source);
   }
   // Kept whole from now until its weights change, if the budget allows (see release). A gather slot
@@ -204,6 +213,16 @@ void Zero3Parameters::gather(Unit& unit, bool as_leaves) {
   }
   for (size_t i = 0; i < unit.names.size(); ++i) model_.parameters()[unit.names[i]] = unit.leaves[i];
   unit.gathered = true;
+}
+
+at::Tensor Zero3Parameters::gathered_shard(Unit& unit) {
+  if (unit.prefetched.defined()) {  // gathered ahead
+    unit.prefetch.wait();
+    return std::exchange(unit.prefetched, at::Tensor());
+  }
+  at::Tensor full = gather_buffer(unit);
+  comm_.all_gather(full, unit.shard);
+  return full;
 }
 
 void Zero3Parameters::prefetch_layer(int64_t layer) {
@@ -365,8 +384,8 @@ at::Tensor Zero3Parameters::run_once(int64_t layer, const at::Tensor& x, const a
   at::Tensor out = model_.layer_forward(layer, x, cos, sin, attention);
   const bool last = layer + 2 == static_cast<int64_t>(units_.size());
   if (last) out.register_hook([this, layer](const at::Tensor&) { before_backward(layer); });
-  x.register_hook([this, layer](const at::Tensor&) {
-    if (!units_[static_cast<size_t>(layer) + 1]->trains) let_go_saved(*units_[static_cast<size_t>(layer) + 1]);
+  x.register_hook([this, layer, u = &unit](const at::Tensor&) {
+    if (!u->trains) let_go_saved(*u);
     if (layer > 0) before_backward(layer - 1);
   });
   if (unit.kept) {
@@ -384,23 +403,11 @@ void Zero3Parameters::before_backward(int64_t layer) {
   Unit& unit = *units_[static_cast<size_t>(layer) + 1];
   if (unit.saved && unit.saved.nbytes() == 0) {
     at::NoGradGuard no_grad;
-    at::Tensor full;
-    if (unit.prefetched.defined()) {
-      unit.prefetch.wait();
-      full = std::exchange(unit.prefetched, at::Tensor());
-    } else {
-      full = gather_buffer(unit);
-      comm_.all_gather(full, unit.shard);
-    }
-    c10::StorageImpl& from = *full.storage().unsafeGetStorageImpl();
-    if (full.storage_offset() != 0 || from.nbytes() != unit.saved_bytes || (slots_ && slots_->holds(full))) {
+    at::Tensor full = gathered_shard(unit);
+    if (full.storage_offset() != 0 || full.storage().nbytes() != unit.saved_bytes || (slots_ && slots_->holds(full))) {
       full = full.clone();  // a gather slot is lent, not given: its contents move to memory of their own
     }
-    c10::StorageImpl& own = *full.storage().unsafeGetStorageImpl();
-    c10::StorageImpl& into = *unit.saved.unsafeGetStorageImpl();
-    into.set_data_ptr_noswap(own.set_data_ptr(at::DataPtr(nullptr, own.device())));
-    into.set_nbytes(unit.saved_bytes);
-    own.set_nbytes(0);
+    move_storage(full, unit.saved);
   }
   for (int64_t ahead = 1; ahead <= kPrefetchLayers; ++ahead) prefetch_layer(layer - ahead);
 }

@@ -145,6 +145,9 @@ class Zero3Parameters final : public LayerWeights {
   // forward prefetches the next layers, backward the previous ones, so every rank issues the same
   // all-gathers in the same order and at most 1 + kPrefetchLayers layers are whole at a time.
   void prefetch_layer(int64_t layer);
+  // A layer's compute shard gathered whole: the prefetched buffer once its all-gather is done, else
+  // gathered now.
+  at::Tensor gathered_shard(Unit& unit);
   static constexpr int64_t kPrefetchLayers = 2;
   void release(Unit& unit);
   // acquire(), with the weights as autograd leaves (a flat leaf, for a layer) or not.
