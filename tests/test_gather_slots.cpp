@@ -47,6 +47,29 @@ TEST(GatherSlots, ASlotStillViewedWhenItsTurnComesIsAnErrorNamingIt) {
   EXPECT_TRUE(slots.take(10, "layer 2").defined());
 }
 
+TEST(GatherSlots, ASlotIsHeldWhileItsMemoryLiesUnderAnyStorage) {
+  // ZeRO-3 without gradient checkpointing moves a layer's memory from one storage to another (out
+  // from under autograd's saved weights after the forward, back before the backward): the slot is
+  // held by that memory, wherever it lies, and freed when it is let go.
+  GatherSlots slots(at::zeros({20}), 2, 10);
+  at::Tensor a = slots.take(10, "layer 0");
+  EXPECT_EQ(a.storage_offset(), 0);
+  EXPECT_EQ(a.storage().nbytes(), 10 * 4) << "a storage of its own, exactly the loan";
+  at::Tensor saved = at::empty({0});  // stands for the storage under autograd's saved views
+  saved.set_(a.storage(), 0, {10}, {1});
+  a.reset();
+  at::Tensor under = at::empty({10});
+  c10::StorageImpl& from = *saved.storage().unsafeGetStorageImpl();
+  under.storage().unsafeGetStorageImpl()->set_data_ptr_noswap(from.set_data_ptr(at::DataPtr(nullptr, from.device())));
+  saved.reset();
+  EXPECT_EQ(slots.in_use(), 1) << "the memory moved under another storage still holds slot 0";
+  slots.take(10, "layer 1").reset();
+  EXPECT_THROW(slots.take(10, "layer 2"), Error);
+  under.storage().unsafeGetStorageImpl()->set_data_ptr(at::DataPtr(nullptr, at::kCPU));  // let go
+  EXPECT_EQ(slots.in_use(), 0);
+  EXPECT_TRUE(slots.take(10, "layer 2").defined());
+}
+
 TEST(GatherSlots, TheSlotsKeepTheRegionAlive) {
   at::Tensor region = at::ones({8});
   const void* where = region.data_ptr();

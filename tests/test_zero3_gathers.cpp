@@ -45,9 +45,10 @@ struct Counted {
 
 // The shipped tiny model (2 layers) under ZeRO-3 in one process, its all-gathers counted copies;
 // the layers frozen (a LoRA base, in effect) or trainable, the outer unit trainable, and the keep
-// budget holding `keep_layers` layers.
+// budget holding `keep_layers` layers; with `slots`, the layers gathered into fixed gather slots
+// (zero3_gather_engine copy, here over ordinary memory).
 struct TinyZero3 {
-  TinyZero3(bool layers_train, int64_t keep_layers, bool gradient_checkpointing = true) {
+  TinyZero3(bool layers_train, int64_t keep_layers, bool gradient_checkpointing = true, bool slots = false) {
     const std::string dir = std::string(PDSD_SOURCE_DIR) + "/examples/tiny-qwen2";
     config = read_model_config(dir);
     EXPECT_EQ(config.num_hidden_layers, 2);
@@ -60,11 +61,14 @@ struct TinyZero3 {
     const auto decays = [](const std::string&) { return true; };
     Zero3Options options;
     options.gradient_checkpointing = gradient_checkpointing;
+    options.copy_engine_gathers = slots;
+    ShardComm comm = counted.comm();
+    comm.gather_memory = [](int64_t numel, const at::TensorOptions& o) { return at::empty({numel}, o); };
     CausalLM scratch(config, params);
     options.keep_gathered_bytes = keep_layers * Zero3Parameters(scratch, params, trains, decays, counted.comm(), options)
                                                     .gathered_layer_bytes();
     model = std::make_unique<CausalLM>(config, params);
-    z3 = std::make_unique<Zero3Parameters>(*model, params, trains, decays, counted.comm(), options);
+    z3 = std::make_unique<Zero3Parameters>(*model, params, trains, decays, comm, options);
     model->set_layer_runner(z3->layer_runner());
   }
   ModelConfig config;
@@ -143,12 +147,13 @@ TEST(Zero3Gathers, KeptFrozenLayersAreGatheredOncePerJob) {
 struct Recompute {
   int64_t checkpointed = 0;
   int64_t bytes_after_forward = 0, bytes_after_backward = 0, layer_bytes = 0;  // whole layers held
+  int64_t slots_after_forward = 0, slots_after_backward = 0;                   // gather slots held
   at::Tensor embedding_grad;
   std::vector<at::Tensor> masters;
 };
 
-Recompute run_layers(bool layers_train, bool gradient_checkpointing, int64_t keep_layers) {
-  TinyZero3 tiny(layers_train, keep_layers, gradient_checkpointing);
+Recompute run_layers(bool layers_train, bool gradient_checkpointing, int64_t keep_layers, bool slots = false) {
+  TinyZero3 tiny(layers_train, keep_layers, gradient_checkpointing, slots);
   Zero3Parameters& z3 = *tiny.z3;
   CausalLM& fresh = *tiny.model;
   const ModelConfig& config = tiny.config;
@@ -168,8 +173,10 @@ Recompute run_layers(bool layers_train, bool gradient_checkpointing, int64_t kee
     for (const auto& edge : node->next_edges()) todo.push_back(edge.function.get());
   }
   out.bytes_after_forward = z3.layer_bytes_held();
+  out.slots_after_forward = z3.gather_slots_in_use();
   (h * h).sum().backward();
   out.bytes_after_backward = z3.layer_bytes_held();
+  out.slots_after_backward = z3.gather_slots_in_use();
   out.layer_bytes = z3.gathered_layer_bytes();
   out.embedding_grad = fresh.parameters().at("model.embed_tokens.weight").grad().clone();
   EXPECT_EQ(z3.runs_without_recompute(), 2 - out.checkpointed);
@@ -204,6 +211,16 @@ TEST(Zero3Recompute, NoLayerIsRecomputedWithoutGradientCheckpointing) {
     EXPECT_EQ(none.checkpointed, 0) << "nothing kept: refilled in place for backward";
     EXPECT_EQ(none.bytes_after_forward, none.layer_bytes) << "layer 0 emptied after its forward";
     EXPECT_EQ(none.bytes_after_backward, none.layer_bytes) << "layer 1 emptied after its backward, layer 0 at its turn";
+    // Gathered into fixed gather slots: a layer's memory is the slot's, moved out from under the
+    // saved weights after the forward and a fresh gather's moved back for the backward. Nothing is
+    // copied out of a slot: the last layer waits for its backward in its slot, layer 0 at its turn.
+    const Recompute slotted = run_layers(layers_train, false, 0, /*slots=*/true);
+    EXPECT_EQ(slotted.checkpointed, 0);
+    EXPECT_EQ(slotted.bytes_after_forward, slotted.layer_bytes);
+    EXPECT_EQ(slotted.slots_after_forward, 1) << "the last layer stays in its slot for its backward";
+    EXPECT_EQ(slotted.slots_after_backward, 1) << "layer 0 stays in its slot at its turn, layer 1's slot is free";
+    EXPECT_EQ(none.slots_after_forward, 0) << "no slots without copy-engine gathers";
+    expect_same_training(slotted, all);
     const Recompute one = run_layers(layers_train, false, 1);
     EXPECT_EQ(one.checkpointed, 0) << "layer 0 kept, layer 1 not";
     const Recompute both = run_layers(layers_train, false, 2);

@@ -25,7 +25,10 @@ at::Tensor GatherSlots::take(int64_t numel, const std::string& what) {
              ", is still viewed by ", slots_[i].storage().use_count() - 1,
              " tensor(s) of the layer gathered into it before; reusing it would overwrite weights still in use");
   next_ = (i + 1) % slots_.size();
-  return slots_[i].narrow(0, 0, numel);
+  // Lent over a storage of its own whose memory holds the slot: the slot is in use for as long as
+  // that memory lies under some storage, wherever it was moved, and no longer.
+  at::Tensor view = slots_[i].narrow(0, 0, numel);
+  return at::for_blob(view.data_ptr(), {numel}).options(view.options()).deleter([keep = view](void*) {}).make_tensor();
 }
 
 bool GatherSlots::holds(const at::Tensor& t) const {

@@ -8,9 +8,15 @@
 // gather a layer into the same slot, and every rank must take one (a rank that fell back to other
 // memory would issue its all-gather on another communicator than its peers, and hang them). The
 // caller keeps at most slots - 1 layers whole at a time, so the slot whose turn it is was released
-// `slots` takes ago. take() checks that nothing views that slot any more (its own storage has no
-// other owner): a gathered layer's weights held past their release would otherwise be overwritten
-// silently. Should one be, it throws, naming the slot, instead.
+// `slots` takes ago. take() checks that nothing holds that slot any more: a gathered layer's weights
+// held past their release would otherwise be overwritten silently. Should one be, it throws, naming
+// the slot, instead.
+//
+// What take() lends is a tensor over a storage of its own, whose memory (the storage's DataPtr)
+// holds the slot. ZeRO-3 without gradient checkpointing moves that memory out from under autograd's
+// saved weights after a layer's forward and moves a fresh gather's back before its backward
+// (zero3_parameters.cpp): the slot is then held exactly while its memory lies under some storage,
+// and the layer never has to be copied out of the slot into memory of its own.
 //
 // Reuse across CUDA streams needs no event here: the collectives layer orders every collective after
 // the work already queued on the caller's stream, so an all-gather into a slot issued after its last
@@ -33,9 +39,10 @@ class GatherSlots {
   // `region`: contiguous, at least slots × slot_numel elements; the slots borrow it and keep it alive.
   GatherSlots(const at::Tensor& region, int64_t slots, int64_t slot_numel);
 
-  // The next slot's first `numel` elements (numel <= slot_numel()), for `what` (named in errors).
+  // The next slot's first `numel` elements (numel <= slot_numel()), for `what` (named in errors),
+  // over a storage of their own that holds the slot (see above).
   at::Tensor take(int64_t numel, const std::string& what);
-  // Slots some tensor still views.
+  // Slots still held (by a tensor, or by memory moved under another storage).
   int64_t in_use() const;
   // Whether `t` lies in one of the slots.
   bool holds(const at::Tensor& t) const;

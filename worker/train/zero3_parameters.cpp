@@ -123,7 +123,7 @@ Zero3Parameters::Zero3Parameters(CausalLM& model, const std::map<std::string, at
   // gathered layers in another, asked for in the same sizes and order on every rank (the shards are
   // equal in size on every rank). The outer unit keeps ordinary memory: it is gathered once a step.
   at::Tensor layer_shards;
-  if (options_.copy_engine_gathers && comm_.world_size > 1 && comm_.gather_memory && units_.size() > 1) {
+  if (options_.copy_engine_gathers && comm_.gather_memory && units_.size() > 1) {
     int64_t shards = 0, widest = 0;
     for (size_t i = 1; i < units_.size(); ++i) {
       shards += units_[i]->layout->shard;
@@ -181,16 +181,16 @@ void Zero3Parameters::gather(Unit& unit, bool as_leaves) {
   }
   // Kept whole from now until its weights change, if the budget allows (see release). A gather slot
   // comes round again a few gathers later (gather_slots.h), so a kept layer moves out of it, once,
-  // before anything views it.
+  // before anything views it. A layer that runs once (no gradient checkpointing) stays in its slot:
+  // its memory is moved out from under autograd's saved weights right after its forward, which
+  // frees the slot, and a fresh gather's moved back before its backward (run_once).
   if (&unit != units_[0].get() && !unit.kept && keepable(unit)) {
     unit.kept = true;
     kept_bytes_ += gathered_bytes(unit);
     most_layers_kept_ = std::max(most_layers_kept_, ++layers_kept_);
     most_kept_bytes_ = std::max(most_kept_bytes_, kept_bytes_);
   }
-  // So does one whose memory autograd keeps until backward (no gradient checkpointing).
-  const bool outlives_run = unit.kept || (runs_once() && &unit != units_[0].get());
-  if (outlives_run && slots_ && slots_->holds(unit.full)) unit.full = unit.full.clone();
+  if (unit.kept && slots_ && slots_->holds(unit.full)) unit.full = unit.full.clone();
   unit.leaves.clear();
   if (as_leaves && &unit != units_[0].get()) {
     // A layer about to be recomputed and backpropagated: the gathered flat buffer is the one leaf,
@@ -404,9 +404,9 @@ void Zero3Parameters::before_backward(int64_t layer) {
   if (unit.saved && unit.saved.nbytes() == 0) {
     at::NoGradGuard no_grad;
     at::Tensor full = gathered_shard(unit);
-    if (full.storage_offset() != 0 || full.storage().nbytes() != unit.saved_bytes || (slots_ && slots_->holds(full))) {
-      full = full.clone();  // a gather slot is lent, not given: its contents move to memory of their own
-    }
+    // A gather slot's loan is a storage of its own (gather_slots.h): its memory, and the slot with
+    // it, moves under the saved weights as any gathered memory does, without a copy.
+    if (full.storage_offset() != 0 || full.storage().nbytes() != unit.saved_bytes) full = full.clone();
     move_storage(full, unit.saved);
   }
   for (int64_t ahead = 1; ahead <= kPrefetchLayers; ++ahead) prefetch_layer(layer - ahead);

@@ -106,6 +106,8 @@ class Zero3Parameters final : public LayerWeights {
   int64_t runs_without_recompute() const { return runs_without_recompute_; }
   // Bytes of whole layers held now: in use, prefetched, kept, or under autograd's saved weights.
   int64_t layer_bytes_held() const;
+  // Gather slots held now (copy-engine gathers; 0 without slots).
+  int64_t gather_slots_in_use() const { return slots_ ? slots_->in_use() : 0; }
 
   int64_t parameter_bytes() const;  // this rank's weights at rest: compute shards + fp32 master shards
   int64_t state_bytes() const;      // AdamW exp_avg + exp_avg_sq shards
