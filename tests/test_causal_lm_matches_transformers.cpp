@@ -5,8 +5,12 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <map>
+#include <set>
+#include <tuple>
 
 #include <ATen/core/grad_mode.h>
+#include <torch/csrc/autograd/function.h>
 
 #include "tests/support/reference_tensors.h"
 #include "worker/model/causal_lm.h"
@@ -174,6 +178,93 @@ TEST(GradientCheckpointing, SameLossAndGradientsAsWithout) {
       EXPECT_TRUE(at::allclose(g, ckpt.at(name), 1e-5, 1e-7)) << name;
     }
   }
+}
+
+// Autograd nodes reachable from `root`, by name, counted.
+std::map<std::string, int> graph_nodes(const at::Tensor& root) {
+  std::map<std::string, int> names;
+  std::vector<torch::autograd::Node*> todo{root.grad_fn().get()};
+  std::set<torch::autograd::Node*> seen;
+  while (!todo.empty()) {
+    torch::autograd::Node* node = todo.back();
+    todo.pop_back();
+    if (node == nullptr || !seen.insert(node).second) continue;
+    ++names[node->name()];
+    for (const auto& edge : node->next_edges()) todo.push_back(edge.function.get());
+  }
+  return names;
+}
+
+int count_containing(const std::map<std::string, int>& names, const std::string& part) {
+  int n = 0;
+  for (const auto& [name, count] : names) n += name.find(part) != std::string::npos ? count : 0;
+  return n;
+}
+
+// Freeze tuning (the last layer trains, the embedding and layer 0 frozen): backward stops at the
+// layer that trains. Layer 0 runs without a graph, so it is neither checkpointed nor differentiated,
+// and layer 1 gets the same gradients as when backward ran through everything.
+TEST(GradientCheckpointing, BackwardStopsAtTheFirstLayerThatTrains) {
+  const std::string dir = std::string(PDSD_SOURCE_DIR) + "/examples/tiny-qwen2";
+  ModelConfig config = read_model_config(dir);
+  ASSERT_EQ(config.num_hidden_layers, 2);
+  ModelWeights weights = load_model_weights(dir, config);
+  const auto trains = [](const std::string& name) { return name.rfind("model.layers.1.", 0) == 0; };
+  auto run = [&](bool checkpointing, bool embedding_trains) {
+    std::map<std::string, at::Tensor> params;
+    for (const auto& [name, t] : weights.tensors) {
+      params[name] = t.to(at::kFloat).clone().requires_grad_(trains(name) || (embedding_trains && name == "model.embed_tokens.weight"));
+    }
+    CausalLM model(config, params);
+    EXPECT_EQ(model.first_trained_layer(), 1) << "the embedding is not a layer";
+    model.set_training(true);
+    model.set_gradient_checkpointing(checkpointing);
+    at::manual_seed(5);
+    at::Tensor ids = at::randint(0, config.vocab_size, {2, 10}, at::kLong);
+    TokenBatch batch{ids, at::arange(10, at::kLong).expand({2, 10}).contiguous(), {}};
+    LossSum loss = causal_lm_loss(model.hidden_states(batch), model.lm_head_weight(), ids);
+    const auto nodes = graph_nodes(loss.sum);
+    loss.sum.backward();
+    std::map<std::string, at::Tensor> grads;
+    for (const auto& [name, p] : model.parameters()) {
+      if (trains(name)) grads[name] = p.grad().clone();
+    }
+    return std::make_tuple(loss.sum.item<double>(), grads, nodes);
+  };
+  const auto [ref_loss, ref, ref_nodes] = run(false, /*embedding_trains=*/true);  // backward through both layers
+  EXPECT_EQ(count_containing(ref_nodes, "Embedding"), 1);
+  const int layer1_params = static_cast<int>(ref.size());
+  ASSERT_GT(layer1_params, 0);
+  for (const bool checkpointing : {false, true}) {
+    SCOPED_TRACE(checkpointing ? "checkpointing" : "no checkpointing");
+    const auto [loss, grads, nodes] = run(checkpointing, /*embedding_trains=*/false);
+    EXPECT_DOUBLE_EQ(loss, ref_loss);
+    for (const auto& [name, g] : ref) EXPECT_TRUE(at::allclose(g, grads.at(name), 1e-5, 1e-7)) << name;
+    // The leaves: the weights that train, nothing of layer 0. Checkpointed, layer 1's weights get
+    // their gradients inside its backward, and autograd reaches that through its input, the one leaf.
+    EXPECT_EQ(count_containing(nodes, "AccumulateGrad"), checkpointing ? 1 : layer1_params);
+    EXPECT_EQ(count_containing(nodes, "CheckpointedLayer"), checkpointing ? 1 : 0) << "layer 0 is not checkpointed";
+  }
+}
+
+TEST(GradientCheckpointing, FirstTrainedLayerCountsAdaptersWeightsAndARunnersLayers) {
+  const std::string dir = std::string(PDSD_SOURCE_DIR) + "/examples/tiny-qwen2";
+  ModelConfig config = read_model_config(dir);
+  ModelWeights weights = load_model_weights(dir, config);
+  std::map<std::string, at::Tensor> params;
+  for (const auto& [name, t] : weights.tensors) params[name] = t.to(at::kFloat);
+  CausalLM model(config, params);
+  EXPECT_EQ(model.first_trained_layer(), 2) << "nothing trains";
+  model.parameters().at("model.norm.weight").requires_grad_(true);
+  EXPECT_EQ(model.first_trained_layer(), 2) << "the final norm is no layer";
+  model.set_layer_runner([](int64_t, const at::Tensor& x, const at::Tensor&, const at::Tensor&, const AttentionLayout&) { return x; },
+                         [](int64_t layer) { return layer == 1; });
+  EXPECT_EQ(model.first_trained_layer(), 1) << "a runner holding the weights says which layers train";
+  model.parameters().at("model.layers.0.mlp.up_proj.weight").requires_grad_(true);
+  EXPECT_EQ(model.first_trained_layer(), 0);
+  model.parameters().at("model.layers.0.mlp.up_proj.weight").requires_grad_(false);
+  model.lora() = make_lora_adapters(config, {.rank = 2, .alpha = 4, .dropout = 0, .targets = {"q_proj"}}, 3);
+  EXPECT_EQ(model.first_trained_layer(), 0) << "adapters on every layer";
 }
 
 }  // namespace

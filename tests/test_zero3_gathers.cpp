@@ -9,6 +9,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -46,16 +47,19 @@ struct Counted {
 // The shipped tiny model (2 layers) under ZeRO-3 in one process, its all-gathers counted copies;
 // the layers frozen (a LoRA base, in effect) or trainable, the outer unit trainable, and the keep
 // budget holding `keep_layers` layers; with `slots`, the layers gathered into fixed gather slots
-// (zero3_gather_engine copy, here over ordinary memory).
+// (zero3_gather_engine copy, here over ordinary memory). With `only_layer` set, that layer alone
+// trains (freeze tuning: the outer unit frozen too).
 struct TinyZero3 {
-  TinyZero3(bool layers_train, int64_t keep_layers, bool gradient_checkpointing = true, bool slots = false) {
+  TinyZero3(bool layers_train, int64_t keep_layers, bool gradient_checkpointing = true, bool slots = false,
+            std::optional<int64_t> only_layer = std::nullopt) {
     const std::string dir = std::string(PDSD_SOURCE_DIR) + "/examples/tiny-qwen2";
     config = read_model_config(dir);
     EXPECT_EQ(config.num_hidden_layers, 2);
     ModelWeights weights = load_model_weights(dir, config);
     std::map<std::string, at::Tensor> params;
     for (const auto& [name, t] : weights.tensors) params[name] = t.to(at::kFloat).clone();
-    const auto trains = [layers_train](const std::string& name) {
+    const auto trains = [layers_train, only_layer](const std::string& name) {
+      if (only_layer) return name.rfind("model.layers." + std::to_string(*only_layer) + ".", 0) == 0;
       return layers_train || name.rfind("model.layers.", 0) != 0;
     };
     const auto decays = [](const std::string&) { return true; };
@@ -69,7 +73,7 @@ struct TinyZero3 {
                                                     .gathered_layer_bytes();
     model = std::make_unique<CausalLM>(config, params);
     z3 = std::make_unique<Zero3Parameters>(*model, params, trains, decays, comm, options);
-    model->set_layer_runner(z3->layer_runner());
+    model->set_layer_runner(z3->layer_runner(), [z = z3.get()](int64_t layer) { return z->layer_trains(layer); });
   }
   ModelConfig config;
   Counted counted;
@@ -234,6 +238,48 @@ TEST(Zero3Recompute, NoLayerIsRecomputedWithoutGradientCheckpointing) {
     if (!layers_train) frozen_pieces = all.masters.size();
     if (layers_train) EXPECT_GT(all.masters.size(), frozen_pieces) << "the layers' masters are compared too";
   }
+}
+
+// Freeze tuning under ZeRO-3 (layer 1 trains, layer 0 and the outer unit frozen): layer 0 lies
+// below the first layer that trains, so it runs as in evaluation, gathered once and let go at once,
+// with no graph, no backward, no recompute. Layer 1 trains the same with or without checkpointing.
+TEST(Zero3Freeze, LayersBelowTheFirstThatTrainsRunWithoutAGraph) {
+  std::vector<at::Tensor> masters[2];
+  for (const bool checkpointing : {false, true}) {
+    SCOPED_TRACE(checkpointing ? "checkpointing" : "no checkpointing");
+    TinyZero3 tiny(/*layers_train=*/false, /*keep_layers=*/0, checkpointing, /*slots=*/false, /*only_layer=*/1);
+    Zero3Parameters& z3 = *tiny.z3;
+    CausalLM& model = *tiny.model;
+    EXPECT_EQ(model.first_trained_layer(), 1);
+    model.set_training(true);
+    z3.gather_outer();
+    at::manual_seed(7);
+    const TrainBatch batch = testing::random_batches(tiny.config.vocab_size, 1, 2, 8).front();
+    const at::Tensor h = model.hidden_states(batch.tokens);
+    int64_t checkpointed = 0;
+    std::vector<torch::autograd::Node*> todo{h.grad_fn().get()};
+    std::set<torch::autograd::Node*> seen;
+    while (!todo.empty()) {
+      torch::autograd::Node* node = todo.back();
+      todo.pop_back();
+      if (node == nullptr || !seen.insert(node).second) continue;
+      if (node->name().find("CheckpointedLayer") != std::string::npos) ++checkpointed;
+      for (const auto& edge : node->next_edges()) todo.push_back(edge.function.get());
+    }
+    EXPECT_EQ(checkpointed, checkpointing ? 1 : 0) << "layer 1 alone is checkpointed";
+    EXPECT_EQ(z3.runs_without_recompute(), checkpointing ? 0 : 1) << "layer 1 alone runs for a backward";
+    const int64_t gathers = tiny.counted.gathers;
+    (h * h).sum().backward();
+    EXPECT_EQ(tiny.counted.gathers, gathers) << "nothing is gathered for backward: layer 1 stayed at its turn, layer 0 has none";
+    z3.release_outer();
+    z3.step(/*lr=*/1e-2, /*max_grad_norm=*/0);
+    for (const auto& [name, tensor] : z3.state_tensors()) {
+      if (name.rfind("param@", 0) == 0) masters[checkpointing].push_back(tensor.clone());
+    }
+  }
+  ASSERT_EQ(masters[0].size(), masters[1].size());
+  ASSERT_FALSE(masters[0].empty());
+  for (size_t i = 0; i < masters[0].size(); ++i) EXPECT_TRUE(at::allclose(masters[0][i], masters[1][i], 1e-5, 1e-7)) << i;
 }
 
 TEST(Zero3GatherEngine, AutoTakesTheCopyEnginesForLargeLayersOverNccl) {

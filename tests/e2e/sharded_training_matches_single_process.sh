@@ -7,7 +7,10 @@
 # during backward, chunks cutting parameters between ranks); ZeRO-3 also with its layers gathered into
 # fixed gather slots (zero3_gather_engine copy), with a layer kept whole between its runs
 # (zero3_keep_gathered_mb), and with gradient checkpointing on (the layers recomputed in backward;
-# every other run here has it off, so no layer is recomputed). Memory per rank is read from
+# every other run here has it off, so no layer is recomputed). Freeze tuning too (the last of the
+# two layers trains, embeddings frozen): backward stops at the layer that trains, so under ZeRO-3
+# only that layer runs for a backward, and the frozen weights come out bit for bit as they went in.
+# Memory per rank is read from
 # all_results.json: optimizer state falls as 1/N under ZeRO-1/2/3, and the weights held at rest fall
 # as 1/N under ZeRO-3.
 set -euo pipefail
@@ -19,10 +22,12 @@ trap 'rm -rf "$out"' EXIT
 # the tiny model whole); the -keep runs set their own.
 common=(max_steps=20 save_steps=1000 logging_steps=1 val_size=0 per_device_train_batch_size=2 gradient_checkpointing=false
         zero3_keep_gathered_mb=0)
-run() {  # method world stage [name-suffix key=value ...]
+run() {  # method (sft, lora, freeze) world stage [name-suffix key=value ...]
   local name="$1-$2-z$3${4:+-$4}" method=$1 world=$2 stage=$3
   shift 3; [ $# -gt 0 ] && shift
-  "$bin/pdsd-launch" --nproc "$world" --standalone "configs/$method.yaml" "${common[@]}" \
+  local config=configs/$method.yaml
+  [ "$method" = freeze ] && config=configs/sft.yaml && set -- finetuning_type=freeze freeze_trainable_layers=1 "$@"
+  "$bin/pdsd-launch" --nproc "$world" --standalone "$config" "${common[@]}" \
     gradient_accumulation_steps=$((4 / world)) zero_stage="$stage" "output_dir=$out/$name" "$@" > "$out/$name.txt" 2>&1 \
     || { echo "$name failed:"; tail -30 "$out/$name.txt"; exit 1; }
 }
@@ -52,6 +57,11 @@ for method in sft lora; do
   # With it on, every layer is recomputed in backward from weights gathered again.
   run $method 2 3 recompute gradient_checkpointing=true
 done
+run freeze 1 0
+run freeze 1 3
+for stage in 2 3; do run freeze 2 $stage; done
+run freeze 2 3 recompute gradient_checkpointing=true
+run freeze 1 0 recompute gradient_checkpointing=true
 # Gradients reduced in bf16 (communication_data_type; the default over NCCL for bf16 weights): close
 # to one process within bf16 rounding.
 run sft 2 2 bf16comm communication_data_type=bf16
@@ -61,13 +71,22 @@ import json, sys
 from safetensors.torch import load_file
 out = sys.argv[1]
 def results(run): return json.load(open(f"{out}/{run}/all_results.json"))
-for method, weights in (("sft", "model.safetensors"), ("lora", "adapter_model.safetensors")):
+every = [(1, 3, "")] + [(w, z, "") for w in (2, 4) for z in (0, 1, 2, 3)] + [(2, 0, "-buckets"), (2, 2, "-buckets"), (4, 1, "-buckets"), (2, 2, "-everymb"), (2, 3, "-copy"), (2, 3, "-keep"), (2, 3, "-recompute")]
+freeze = [(1, 3, ""), (2, 2, ""), (2, 3, ""), (2, 3, "-recompute"), (1, 0, "-recompute")]
+base = load_file("examples/tiny-qwen2/model.safetensors")
+for method, weights, runs in (("sft", "model.safetensors", every), ("lora", "adapter_model.safetensors", every),
+                              ("freeze", "model.safetensors", freeze)):
     ref = f"{method}-1-z0"
     one = [json.loads(l) for l in open(f"{out}/{ref}/trainer_log.jsonl")]
     w1 = load_file(f"{out}/{ref}/{weights}")
     state1 = results(ref)["optimizer_state_bytes_per_rank"]
     params1 = results(f"{method}-1-z3")["parameter_bytes_per_rank"]
-    for world, stage, suffix in [(1, 3, "")] + [(w, z, "") for w in (2, 4) for z in (0, 1, 2, 3)] + [(2, 0, "-buckets"), (2, 2, "-buckets"), (4, 1, "-buckets"), (2, 2, "-everymb"), (2, 3, "-copy"), (2, 3, "-keep"), (2, 3, "-recompute")]:
+    if method == "freeze":  # layer 1 trains; layer 0 and the embeddings come out as they went in
+        frozen = [k for k in w1 if not k.startswith("model.layers.1.")]
+        assert frozen and w1.keys() == base.keys(), sorted(w1)
+        assert all(w1[k].equal(base[k].to(w1[k].dtype)) for k in frozen), "freeze: a frozen weight changed"
+        assert any(not w1[k].equal(base[k].to(w1[k].dtype)) for k in w1 if k.startswith("model.layers.1.")), "freeze: layer 1 did not train"
+    for world, stage, suffix in runs:
         run = f"{method}-{world}-z{stage}{suffix}"
         other = [json.loads(l) for l in open(f"{out}/{run}/trainer_log.jsonl")]
         assert len(one) == len(other) == 20, (run, len(one), len(other))
@@ -96,7 +115,8 @@ for method, weights in (("sft", "model.safetensors"), ("lora", "adapter_model.sa
         if suffix == "-keep":
             assert r["zero3_layers_kept"] == 1, f"{run}: {r['zero3_layers_kept']} layers kept whole, not 1"
         if stage == 3:  # without checkpointing every layer (2) ran once per micro-batch, never recomputed
-            once = 0 if suffix == "-recompute" else 2 * 20 * (4 // world)
+            # (freeze: layer 0, below the layer that trains, runs without a graph: it has no backward)
+            once = 0 if suffix == "-recompute" else (1 if method == "freeze" else 2) * 20 * (4 // world)
             assert r["zero3_layer_runs_without_recompute"] == once, \
                 f"{run}: {r['zero3_layer_runs_without_recompute']} layer runs without recompute, not {once}"
         if stage == 2 and world == 2:

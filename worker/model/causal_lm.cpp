@@ -200,18 +200,41 @@ at::Tensor CausalLM::hidden_states(const TokenBatch& batch) const {
     at::Tensor causal = at::ones({seq, seq}, at::TensorOptions().dtype(at::kBool).device(x.device())).tril();
     layout.mask = same.logical_and(causal).unsqueeze(1);  // [B, 1, T, T]; true = may attend
   }
-  if ((checkpointing_ || layer_runner_) && training_ && at::GradMode::is_enabled() && !x.requires_grad()) {
-    // With a frozen embedding (LoRA) nothing entering the first checkpointed layer needs a gradient,
-    // so autograd would not call its backward and the adapters inside would get none.
-    x = x.detach().requires_grad_(true);
-  }
+  const bool backward = training_ && at::GradMode::is_enabled();
+  // With a frozen embedding (LoRA, freeze) backward need not reach below the first layer that trains:
+  // the layers under it run without a graph, as in transformers, and are neither checkpointed nor
+  // recomputed. The input of that first layer is then made to need a gradient where a layer is
+  // checkpointed (autograd reaches its backward, and the adapters inside, only through its input)
+  // or run by a layer runner (ZeRO-3 orders its backward by its input's gradient).
+  const int64_t first_trained = backward && !x.requires_grad() ? first_trained_layer() : 0;
   for (int64_t layer = 0; layer < config_.num_hidden_layers; ++layer) {
-    const bool checkpoint = checkpointing_ && training_ && at::GradMode::is_enabled();
+    if (layer == first_trained && backward && (checkpointing_ || layer_runner_) && !x.requires_grad()) {
+      x = x.detach().requires_grad_(true);
+    }
+    const bool checkpoint = checkpointing_ && backward && layer >= first_trained;
     x = layer_runner_ ? layer_runner_(layer, x, tables.cos, tables.sin, layout)
         : checkpoint  ? checkpointed_layer_forward(*this, layer, x, tables.cos, tables.sin, layout)
                    : layer_forward(layer, x, tables.cos, tables.sin, layout);
   }
   return rms_norm(x, "model.norm.weight");
+}
+
+int64_t CausalLM::first_trained_layer() const {
+  const int64_t layers = config_.num_hidden_layers;
+  const std::string prefix = "model.layers.";
+  const auto layer_of = [&](const std::string& name) -> int64_t {  // layers: not a layer's
+    if (name.rfind(prefix, 0) != 0) return layers;
+    return std::stoll(name.substr(prefix.size(), name.find('.', prefix.size()) - prefix.size()));
+  };
+  int64_t first = layers;
+  for (const auto& [module, adapter] : lora_) first = std::min(first, layer_of(module));
+  for (const auto& [name, t] : parameters_) {
+    if (t.defined() && t.requires_grad()) first = std::min(first, layer_of(name));
+  }
+  for (int64_t layer = 0; runner_weights_train_ && layer < first; ++layer) {
+    if (runner_weights_train_(layer)) return layer;
+  }
+  return first;
 }
 
 at::Tensor CausalLM::logits(const TokenBatch& batch) const {

@@ -346,7 +346,7 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
                            .copy_engine_gathers = copy_engines,
                            .keep_gathered_bytes = keep_bytes,
                            .gradient_checkpointing = config.gradient_checkpointing});
-    model.set_layer_runner(zero3_params->layer_runner());
+    model.set_layer_runner(zero3_params->layer_runner(), [z3 = zero3_params.get()](int64_t layer) { return z3->layer_trains(layer); });
     options.before_forward = [&zero3_params] { zero3_params->gather_outer(); };
     options.after_forward = [&zero3_params] { zero3_params->release_outer(); };
     if (zero3_params->trains_anything()) {

@@ -314,7 +314,13 @@ void Zero3Parameters::take(int64_t layer, bool for_backward, bool as_leaves) {
   // Two layers ahead: each all-gather is a meeting of every rank, and a host that runs a layer behind
   // its peer (small models are bound by the host's per-operator cost) then still finds the next
   // layer's weights there, instead of stalling both.
-  for (int64_t ahead = 1; ahead <= kPrefetchLayers; ++ahead) prefetch_layer(for_backward ? layer - ahead : layer + ahead);
+  for (int64_t ahead = 1; ahead <= kPrefetchLayers; ++ahead) {
+    if (for_backward) {
+      prefetch_for_backward(layer - ahead);
+    } else {
+      prefetch_layer(layer + ahead);
+    }
+  }
 }
 
 // Two layers are kept whole past their run, because the next run of a layer is theirs: the last
@@ -351,6 +357,8 @@ CausalLM::LayerRunner Zero3Parameters::layer_runner() {
   return [this](int64_t layer, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                 const AttentionLayout& attention) -> at::Tensor {
     backward_follows_ = at::GradMode::is_enabled() && x.requires_grad();
+    if (layer == 0) lowest_backward_layer_ = static_cast<int64_t>(units_.size()) - 1;
+    if (backward_follows_) lowest_backward_layer_ = std::min(lowest_backward_layer_, layer);
     // Training with gradient checkpointing: the layer runs again in backward, with this class
     // supplying the weights (checkpointed_layer.h).
     if (backward_follows_ && options_.gradient_checkpointing) {
@@ -409,7 +417,11 @@ void Zero3Parameters::before_backward(int64_t layer) {
     if (full.storage_offset() != 0 || full.storage().nbytes() != unit.saved_bytes) full = full.clone();
     move_storage(full, unit.saved);
   }
-  for (int64_t ahead = 1; ahead <= kPrefetchLayers; ++ahead) prefetch_layer(layer - ahead);
+  for (int64_t ahead = 1; ahead <= kPrefetchLayers; ++ahead) prefetch_for_backward(layer - ahead);
+}
+
+void Zero3Parameters::prefetch_for_backward(int64_t layer) {
+  if (layer >= lowest_backward_layer_) prefetch_layer(layer);
 }
 
 void Zero3Parameters::let_go_saved(Unit& unit) {
@@ -489,6 +501,8 @@ int64_t Zero3Parameters::layer_bytes_held() const {
   }
   return bytes;
 }
+
+bool Zero3Parameters::layer_trains(int64_t layer) const { return units_.at(static_cast<size_t>(layer) + 1)->trains; }
 
 bool Zero3Parameters::trains_anything() const {
   return std::any_of(units_.begin(), units_.end(), [](const auto& u) { return u->trains; });

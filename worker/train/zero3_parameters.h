@@ -19,7 +19,7 @@
 // fused AdamW on the fp32 master shard, cast into the compute shard. No all-gather after the step.
 //
 //   Zero3Parameters z(model, weights, trains, comm, options);  // model's layer weights become empty
-//   model.set_layer_runner(z.layer_runner());
+//   model.set_layer_runner(z.layer_runner(), [&z](int64_t layer) { return z.layer_trains(layer); });
 //   trainer options: before_forward = z.gather_outer, after_forward = z.release_outer, sharded_step = z.step
 //
 // LoRA composes: the frozen base is sharded as above; the adapters are small and stay whole, their
@@ -88,6 +88,8 @@ class Zero3Parameters final : public LayerWeights {
   ~Zero3Parameters() override;
 
   CausalLM::LayerRunner layer_runner();
+  // Whether a layer's weights train (CausalLM::set_layer_runner's weights_train).
+  bool layer_trains(int64_t layer) const;
   void gather_outer();   // before forward (training or eval)
   void release_outer();  // after the step's last backward (reduces its gradients first) or after eval
 
@@ -182,6 +184,11 @@ class Zero3Parameters final : public LayerWeights {
   std::deque<Reduction> reducing_;
   std::optional<GatherSlots> slots_;
   bool backward_follows_ = false;  // the layers now running are a training forward's (checkpointed)
+  // The lowest layer of the last forward that has a backward to come: with a frozen embedding the
+  // layers below the first that trains have none (CausalLM::first_trained_layer), and backward
+  // prefetches nothing below it.
+  int64_t lowest_backward_layer_ = 0;
+  void prefetch_for_backward(int64_t layer);
   int64_t kept_bytes_ = 0;         // gathered layers kept whole under options_.keep_gathered_bytes
   int64_t layers_kept_ = 0, most_layers_kept_ = 0, most_kept_bytes_ = 0;
   int64_t runs_without_recompute_ = 0;
