@@ -6,12 +6,11 @@
 
 #include <filesystem>
 #include <map>
-#include <set>
 #include <tuple>
 
 #include <ATen/core/grad_mode.h>
-#include <torch/csrc/autograd/function.h>
 
+#include "tests/support/autograd_graph.h"
 #include "tests/support/reference_tensors.h"
 #include "worker/model/causal_lm.h"
 #include "worker/model_weights.h"
@@ -180,27 +179,6 @@ TEST(GradientCheckpointing, SameLossAndGradientsAsWithout) {
   }
 }
 
-// Autograd nodes reachable from `root`, by name, counted.
-std::map<std::string, int> graph_nodes(const at::Tensor& root) {
-  std::map<std::string, int> names;
-  std::vector<torch::autograd::Node*> todo{root.grad_fn().get()};
-  std::set<torch::autograd::Node*> seen;
-  while (!todo.empty()) {
-    torch::autograd::Node* node = todo.back();
-    todo.pop_back();
-    if (node == nullptr || !seen.insert(node).second) continue;
-    ++names[node->name()];
-    for (const auto& edge : node->next_edges()) todo.push_back(edge.function.get());
-  }
-  return names;
-}
-
-int count_containing(const std::map<std::string, int>& names, const std::string& part) {
-  int n = 0;
-  for (const auto& [name, count] : names) n += name.find(part) != std::string::npos ? count : 0;
-  return n;
-}
-
 // Freeze tuning (the last layer trains, the embedding and layer 0 frozen): backward stops at the
 // layer that trains. Layer 0 runs without a graph, so it is neither checkpointed nor differentiated,
 // and layer 1 gets the same gradients as when backward ran through everything.
@@ -223,7 +201,7 @@ TEST(GradientCheckpointing, BackwardStopsAtTheFirstLayerThatTrains) {
     at::Tensor ids = at::randint(0, config.vocab_size, {2, 10}, at::kLong);
     TokenBatch batch{ids, at::arange(10, at::kLong).expand({2, 10}).contiguous(), {}};
     LossSum loss = causal_lm_loss(model.hidden_states(batch), model.lm_head_weight(), ids);
-    const auto nodes = graph_nodes(loss.sum);
+    const auto nodes = testing::graph_nodes(loss.sum);
     loss.sum.backward();
     std::map<std::string, at::Tensor> grads;
     for (const auto& [name, p] : model.parameters()) {
@@ -232,7 +210,7 @@ TEST(GradientCheckpointing, BackwardStopsAtTheFirstLayerThatTrains) {
     return std::make_tuple(loss.sum.item<double>(), grads, nodes);
   };
   const auto [ref_loss, ref, ref_nodes] = run(false, /*embedding_trains=*/true);  // backward through both layers
-  EXPECT_EQ(count_containing(ref_nodes, "Embedding"), 1);
+  EXPECT_EQ(testing::count_nodes(ref_nodes, "Embedding"), 1);
   const int layer1_params = static_cast<int>(ref.size());
   ASSERT_GT(layer1_params, 0);
   for (const bool checkpointing : {false, true}) {
@@ -242,8 +220,8 @@ TEST(GradientCheckpointing, BackwardStopsAtTheFirstLayerThatTrains) {
     for (const auto& [name, g] : ref) EXPECT_TRUE(at::allclose(g, grads.at(name), 1e-5, 1e-7)) << name;
     // The leaves: the weights that train, nothing of layer 0. Checkpointed, layer 1's weights get
     // their gradients inside its backward, and autograd reaches that through its input, the one leaf.
-    EXPECT_EQ(count_containing(nodes, "AccumulateGrad"), checkpointing ? 1 : layer1_params);
-    EXPECT_EQ(count_containing(nodes, "CheckpointedLayer"), checkpointing ? 1 : 0) << "layer 0 is not checkpointed";
+    EXPECT_EQ(testing::count_nodes(nodes, "AccumulateGrad"), checkpointing ? 1 : layer1_params);
+    EXPECT_EQ(testing::count_nodes(nodes, "CheckpointedLayer"), checkpointing ? 1 : 0) << "layer 0 is not checkpointed";
   }
 }
 

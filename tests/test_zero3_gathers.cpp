@@ -10,12 +10,10 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <set>
 #include <string>
 #include <vector>
 
-#include <torch/csrc/autograd/function.h>
-
+#include "tests/support/autograd_graph.h"
 #include "tests/support/random_batches.h"
 #include "worker/model/causal_lm.h"
 #include "worker/model_weights.h"
@@ -167,15 +165,7 @@ Recompute run_layers(bool layers_train, bool gradient_checkpointing, int64_t kee
   const TrainBatch batch = testing::random_batches(config.vocab_size, 1, 2, 8).front();
   const at::Tensor h = fresh.hidden_states(batch.tokens);
   Recompute out;
-  std::vector<torch::autograd::Node*> todo{h.grad_fn().get()};
-  std::set<torch::autograd::Node*> seen;
-  while (!todo.empty()) {
-    torch::autograd::Node* node = todo.back();
-    todo.pop_back();
-    if (node == nullptr || !seen.insert(node).second) continue;
-    if (node->name().find("CheckpointedLayer") != std::string::npos) ++out.checkpointed;
-    for (const auto& edge : node->next_edges()) todo.push_back(edge.function.get());
-  }
+  out.checkpointed = testing::count_nodes(testing::graph_nodes(h), "CheckpointedLayer");
   out.bytes_after_forward = z3.layer_bytes_held();
   out.slots_after_forward = z3.gather_slots_in_use();
   (h * h).sum().backward();
@@ -256,17 +246,8 @@ TEST(Zero3Freeze, LayersBelowTheFirstThatTrainsRunWithoutAGraph) {
     at::manual_seed(7);
     const TrainBatch batch = testing::random_batches(tiny.config.vocab_size, 1, 2, 8).front();
     const at::Tensor h = model.hidden_states(batch.tokens);
-    int64_t checkpointed = 0;
-    std::vector<torch::autograd::Node*> todo{h.grad_fn().get()};
-    std::set<torch::autograd::Node*> seen;
-    while (!todo.empty()) {
-      torch::autograd::Node* node = todo.back();
-      todo.pop_back();
-      if (node == nullptr || !seen.insert(node).second) continue;
-      if (node->name().find("CheckpointedLayer") != std::string::npos) ++checkpointed;
-      for (const auto& edge : node->next_edges()) todo.push_back(edge.function.get());
-    }
-    EXPECT_EQ(checkpointed, checkpointing ? 1 : 0) << "layer 1 alone is checkpointed";
+    EXPECT_EQ(testing::count_nodes(testing::graph_nodes(h), "CheckpointedLayer"), checkpointing ? 1 : 0)
+        << "layer 1 alone is checkpointed";
     EXPECT_EQ(z3.runs_without_recompute(), checkpointing ? 0 : 1) << "layer 1 alone runs for a backward";
     const int64_t gathers = tiny.counted.gathers;
     (h * h).sum().backward();
