@@ -81,8 +81,9 @@ struct TinyZero3 {
 
 // Trains the tiny model (2 layers) for 2 steps of 3 micro-batches under ZeRO-3 and returns the
 // all-gathers issued by the end of each step.
-std::vector<int64_t> gathers_per_step(bool layers_train, int64_t keep_layers, bool gradient_checkpointing = true) {
-  TinyZero3 tiny(layers_train, keep_layers, gradient_checkpointing);
+std::vector<int64_t> gathers_per_step(bool layers_train, int64_t keep_layers, bool gradient_checkpointing = true,
+                                      std::optional<int64_t> only_layer = std::nullopt) {
+  TinyZero3 tiny(layers_train, keep_layers, gradient_checkpointing, /*slots=*/false, only_layer);
   Zero3Parameters& z3 = *tiny.z3;
   const ModelConfig& config = tiny.config;
   Counted& counted = tiny.counted;
@@ -228,6 +229,20 @@ TEST(Zero3Recompute, NoLayerIsRecomputedWithoutGradientCheckpointing) {
     if (!layers_train) frozen_pieces = all.masters.size();
     if (layers_train) EXPECT_GT(all.masters.size(), frozen_pieces) << "the layers' masters are compared too";
   }
+}
+
+TEST(Zero3Gathers, FreezeGathersFrozenLayersOnceAndAFrozenOuterUnitOncePerJob) {
+  // Freeze tuning: layer 1 trains, layer 0 and the outer unit (embeddings) are frozen. Without a
+  // keep budget: per step the outer unit once; layer 0 once per micro-batch (it has no backward);
+  // layer 1 once per micro-batch (the last layer stays whole into its backward).
+  std::vector<int64_t> per_step = gathers_per_step(false, 0, /*gradient_checkpointing=*/false, /*only_layer=*/1);
+  EXPECT_EQ(per_step[0], 1 + 3 + 3);
+  EXPECT_EQ(per_step[1] - per_step[0], 1 + 3 + 3);
+  // With room for everything: the first step gathers each unit once; after it only layer 1, whose
+  // weights the update changed. The frozen outer unit stays whole across steps, as frozen layers do.
+  per_step = gathers_per_step(false, /*keep_layers=*/1000, false, 1);
+  EXPECT_EQ(per_step[0], 1 + 1 + 1);
+  EXPECT_EQ(per_step[1] - per_step[0], 1);
 }
 
 // Freeze tuning under ZeRO-3 (layer 1 trains, layer 0 and the outer unit frozen): layer 0 lies

@@ -348,7 +348,7 @@ void Zero3Parameters::drop_kept(Unit& unit) {
   unit.retained = at::Tensor();
   if (unit.kept) {
     kept_bytes_ -= gathered_bytes(unit);
-    --layers_kept_;
+    if (&unit != units_[0].get()) --layers_kept_;
   }
   unit.kept = false;
 }
@@ -448,7 +448,16 @@ void Zero3Parameters::release_outer() {
   complete_reductions(0);  // the layers' gradients, before the outer unit's
   if (outer.trains && has_grads) reduce_gradients(outer);
   complete_reductions(0);
+  // A frozen outer unit (LoRA, freeze) never changes: kept whole within the budget, as a frozen
+  // layer is, it is gathered once for the whole job instead of once per step.
+  if (!outer.trains && !outer.kept && keepable(outer)) {
+    outer.kept = true;
+    kept_bytes_ += gathered_bytes(outer);
+    most_kept_bytes_ = std::max(most_kept_bytes_, kept_bytes_);
+  }
+  at::Tensor full = outer.kept ? outer.full : at::Tensor();
   release(outer);
+  outer.retained = std::move(full);
 }
 
 at::Tensor Zero3Parameters::step(double lr, double max_grad_norm) {
@@ -565,9 +574,7 @@ void Zero3Parameters::masters_changed() {
 
 std::map<std::string, at::Tensor> Zero3Parameters::gather_full_on_cpu(bool keep, std::optional<at::ScalarType> dtype) {
   at::NoGradGuard no_grad;
-  for (size_t i = 1; i < units_.size(); ++i) {
-    drop_kept(*units_[i]);  // the same on every rank
-  }
+  for (auto& u : units_) drop_kept(*u);  // the same on every rank
   std::map<std::string, at::Tensor> out;
   for (auto& u : units_) {
     const at::Tensor& source = u->trains ? u->master : u->shard;

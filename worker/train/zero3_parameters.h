@@ -58,7 +58,8 @@ struct Zero3Options {
   // Job key zero3_keep_gathered_mb: gathered layers stay whole between their runs while all those
   // kept fit in this many bytes per rank. A frozen layer (the LoRA base) is then gathered once for
   // the whole job, a trainable one once per optimizer step instead of twice per micro-batch: what a
-  // small model, whose step is bound by the host's cost per collective, needs. 0: only the turns.
+  // small model, whose step is bound by the host's cost per collective, needs. A frozen outer unit
+  // (embeddings, lm_head) is kept from one step to the next on the same terms. 0: only the turns.
   // (The job key defaults to 2048 MiB, see common/job_config.h; 0 here for callers that choose.)
   int64_t keep_gathered_bytes = 0;
   // Job key gradient_checkpointing. On: every layer is recomputed in backward from weights gathered
