@@ -181,7 +181,9 @@ TEST(GradientCheckpointing, SameLossAndGradientsAsWithout) {
 
 // Freeze tuning (the last layer trains, the embedding and layer 0 frozen): backward stops at the
 // layer that trains. Layer 0 runs without a graph, so it is neither checkpointed nor differentiated,
-// and layer 1 gets the same gradients as when backward ran through everything.
+// and layer 1 gets the same gradients as when backward ran through everything. (Without
+// checkpointing that was so before too; with it, layer 0 used to be checkpointed and recomputed,
+// which the count of checkpointed layers catches.)
 TEST(GradientCheckpointing, BackwardStopsAtTheFirstLayerThatTrains) {
   const std::string dir = std::string(PDSD_SOURCE_DIR) + "/examples/tiny-qwen2";
   ModelConfig config = read_model_config(dir);

@@ -93,6 +93,8 @@ for method, weights, runs in (("sft", "model.safetensors", every), ("lora", "ada
         worst = max(abs(a["loss"] - b["loss"]) / a["loss"] for a, b in zip(one, other))
         w = load_file(f"{out}/{run}/{weights}")
         assert w.keys() == w1.keys(), run
+        if method == "freeze":
+            assert all(w[k].equal(base[k].to(w[k].dtype)) for k in frozen), f"{run}: a frozen weight changed"
         werr = max(float((w1[k].float() - w[k].float()).abs().max() / w1[k].float().abs().max().clamp_min(1e-12)) for k in w1)
         r = results(run)
         state, params = r["optimizer_state_bytes_per_rank"], r["parameter_bytes_per_rank"]

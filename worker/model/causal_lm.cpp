@@ -202,8 +202,9 @@ at::Tensor CausalLM::hidden_states(const TokenBatch& batch) const {
   }
   const bool backward = training_ && at::GradMode::is_enabled();
   // With a frozen embedding (LoRA, freeze) backward need not reach below the first layer that trains:
-  // the layers under it run without a graph, as in transformers, and are neither checkpointed nor
-  // recomputed. The input of that first layer is then made to need a gradient where a layer is
+  // the layers under it run without a graph (as in transformers without checkpointing; with it,
+  // transformers makes the embedding output need a gradient and every layer gets one), and are
+  // neither checkpointed nor recomputed. The input of that first layer is then made to need a gradient where a layer is
   // checkpointed (autograd reaches its backward, and the adapters inside, only through its input)
   // or run by a layer runner (ZeRO-3 orders its backward by its input's gradient).
   const int64_t first_trained = backward && !x.requires_grad() ? first_trained_layer() : 0;
@@ -217,6 +218,12 @@ at::Tensor CausalLM::hidden_states(const TokenBatch& batch) const {
                    : layer_forward(layer, x, tables.cos, tables.sin, layout);
   }
   return rms_norm(x, "model.norm.weight");
+}
+
+void CausalLM::set_layer_runner(LayerRunner runner, std::function<bool(int64_t layer)> weights_train) {
+  PDSD_CHECK(!runner || weights_train, "CausalLM: a layer runner needs to say which of its layers' weights train");
+  layer_runner_ = std::move(runner);
+  runner_weights_train_ = std::move(weights_train);
 }
 
 int64_t CausalLM::first_trained_layer() const {

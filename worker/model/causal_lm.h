@@ -82,12 +82,9 @@ class CausalLM {
   // (worker/train/zero3_parameters.h) gathers each layer's weights around it.
   using LayerRunner = std::function<at::Tensor(int64_t layer, const at::Tensor& x, const at::Tensor& cos,
                                                const at::Tensor& sin, const AttentionLayout& attention)>;
-  // `weights_train(layer)`: whether the layer's weights train, for a runner that holds them (they are
-  // not in parameters() between runs).
-  void set_layer_runner(LayerRunner runner, std::function<bool(int64_t layer)> weights_train = {}) {
-    layer_runner_ = std::move(runner);
-    runner_weights_train_ = std::move(weights_train);
-  }
+  // `weights_train(layer)`: whether the layer's weights train, since the runner holds them (they are
+  // not in parameters() between runs); first_trained_layer needs it.
+  void set_layer_runner(LayerRunner runner, std::function<bool(int64_t layer)> weights_train);
 
   // The lowest decoder layer with anything that trains (a LoRA adapter, a weight that requires
   // grad); num_hidden_layers if none. With a frozen embedding, backward stops there.

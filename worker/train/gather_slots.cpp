@@ -28,7 +28,11 @@ at::Tensor GatherSlots::take(int64_t numel, const std::string& what) {
   // Lent over a storage of its own whose memory holds the slot: the slot is in use for as long as
   // that memory lies under some storage, wherever it was moved, and no longer.
   at::Tensor view = slots_[i].narrow(0, 0, numel);
-  return at::for_blob(view.data_ptr(), {numel}).options(view.options()).deleter([keep = view](void*) {}).make_tensor();
+  return at::for_blob(view.data_ptr(), {numel})
+      .options(view.options())
+      .target_device(view.device())
+      .deleter([keep = view](void*) {})
+      .make_tensor();
 }
 
 bool GatherSlots::holds(const at::Tensor& t) const {

@@ -16,7 +16,9 @@
 // holds the slot. ZeRO-3 without gradient checkpointing moves that memory out from under autograd's
 // saved weights after a layer's forward and moves a fresh gather's back before its backward
 // (zero3_parameters.cpp): the slot is then held exactly while its memory lies under some storage,
-// and the layer never has to be copied out of the slot into memory of its own.
+// and the layer never has to be copied out of the slot into memory of its own. (So a training
+// forward whose graph outlived the next forward without a backward would still hold its last
+// layer's slot, and the next take of it would throw: the trainer never does that.)
 //
 // Reuse across CUDA streams needs no event here: the collectives layer orders every collective after
 // the work already queued on the caller's stream, so an all-gather into a slot issued after its last

@@ -539,7 +539,8 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
     zero3_kept_bytes = zero3_params->most_kept_bytes();
     zero3_runs_without_recompute = zero3_params->runs_without_recompute();
     if (lead && config.zero3_keep_gathered_mb > 0) {
-      log::info("zero3: at most ", zero3_layers_kept, " layers kept whole at once (", zero3_kept_bytes >> 20, " MiB on this rank); ",
+      log::info("zero3: at most ", zero3_layers_kept, " layers kept whole at once (", zero3_kept_bytes >> 20,
+                " MiB kept on this rank, a frozen outer unit included); ",
                 zero3_runs_without_recompute, " layer runs in training without recompute");
     }
   }

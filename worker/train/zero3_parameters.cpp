@@ -121,7 +121,8 @@ Zero3Parameters::Zero3Parameters(CausalLM& model, const std::map<std::string, at
   }
   // Copy-engine gathers: every layer's shard in one region of gather memory and a few slots for the
   // gathered layers in another, asked for in the same sizes and order on every rank (the shards are
-  // equal in size on every rank). The outer unit keeps ordinary memory: it is gathered once a step.
+  // equal in size on every rank). The outer unit keeps ordinary memory: it is gathered at most once a
+  // step.
   at::Tensor layer_shards;
   if (options_.copy_engine_gathers && comm_.gather_memory && units_.size() > 1) {
     int64_t shards = 0, widest = 0;

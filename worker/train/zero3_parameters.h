@@ -14,7 +14,8 @@
 // gradients never pile up either. That reduce-scatter runs while backward goes on to the layers
 // below: at most two layers' flat gradients are in flight, and all are summed in before the outer
 // unit's gradients are reduced at the end of the step. The outer unit is gathered for the whole step (the embedding
-// and the tied lm_head are used at both ends of the model) and freed after backward.
+// and the tied lm_head are used at both ends of the model) and freed after backward; a frozen one
+// (LoRA, freeze) stays whole across steps within the keep budget.
 // The optimizer step touches only shards: clip by the global norm (an all-reduce of squared norms),
 // fused AdamW on the fp32 master shard, cast into the compute shard. No all-gather after the step.
 //
@@ -102,8 +103,8 @@ class Zero3Parameters final : public LayerWeights {
   // Bytes of one gathered layer (the widest; all are equal in the models served) in the compute dtype.
   int64_t gathered_layer_bytes() const;
   // The keep budget at work (Zero3Options::keep_gathered_bytes): the most layers kept whole at once
-  // and their bytes (trainable ones are let go at every step), and the training runs of layers that
-  // were not recomputed (kept, without checkpointing).
+  // (trainable ones are let go at every step) and the most bytes kept (a frozen outer unit kept
+  // included), and the training runs of layers that were not recomputed (without checkpointing).
   int64_t most_layers_kept() const { return most_layers_kept_; }
   int64_t most_kept_bytes() const { return most_kept_bytes_; }
   int64_t runs_without_recompute() const { return runs_without_recompute_; }
@@ -144,7 +145,6 @@ class Zero3Parameters final : public LayerWeights {
                       const AttentionLayout& attention);
   void before_backward(int64_t layer);
   void let_go_saved(Unit& unit);
-  bool runs_once() const { return backward_follows_ && !options_.gradient_checkpointing; }
   void gather(Unit& unit, bool as_leaves);
   // Starts gathering a layer ahead of its use (no-op when it is gathered or already on its way):
   // forward prefetches the next layers, backward the previous ones, so every rank issues the same
@@ -184,13 +184,13 @@ class Zero3Parameters final : public LayerWeights {
   std::vector<std::unique_ptr<Unit>> units_;  // [0] outer, [1 + i] layer i
   std::deque<Reduction> reducing_;
   std::optional<GatherSlots> slots_;
-  bool backward_follows_ = false;  // the layers now running are a training forward's (checkpointed)
+  bool backward_follows_ = false;  // the layer now running has a backward to come
   // The lowest layer of the last forward that has a backward to come: with a frozen embedding the
   // layers below the first that trains have none (CausalLM::first_trained_layer), and backward
   // prefetches nothing below it.
   int64_t lowest_backward_layer_ = 0;
   void prefetch_for_backward(int64_t layer);
-  int64_t kept_bytes_ = 0;         // gathered layers kept whole under options_.keep_gathered_bytes
+  int64_t kept_bytes_ = 0;         // units kept whole under options_.keep_gathered_bytes
   int64_t layers_kept_ = 0, most_layers_kept_ = 0, most_kept_bytes_ = 0;
   int64_t runs_without_recompute_ = 0;
   bool keepable(const Unit& unit) const;  // kept, or would be at its next gather
