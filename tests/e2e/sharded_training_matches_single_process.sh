@@ -10,6 +10,8 @@
 # every other run here has it off, so no layer is recomputed). Freeze tuning too (the last of the
 # two layers trains, embeddings frozen): backward stops at the layer that trains, so under ZeRO-3
 # only that layer runs for a backward, and the frozen weights come out bit for bit as they went in.
+# And packing (several samples per row, attention kept inside each by segment): packed runs at 2 and
+# 4 ranks under DDP, ZeRO-2 and ZeRO-3 equal one packed process.
 # Memory per rank is read from
 # all_results.json: optimizer state falls as 1/N under ZeRO-1/2/3, and the weights held at rest fall
 # as 1/N under ZeRO-3.
@@ -22,11 +24,12 @@ trap 'rm -rf "$out"' EXIT
 # the tiny model whole); the -keep runs set their own.
 common=(max_steps=20 save_steps=1000 logging_steps=1 val_size=0 per_device_train_batch_size=2 gradient_checkpointing=false
         zero3_keep_gathered_mb=0)
-run() {  # method (sft, lora, freeze) world stage [name-suffix key=value ...]
+run() {  # method (sft, lora, freeze, packed-sft, packed-lora) world stage [name-suffix key=value ...]
   local name="$1-$2-z$3${4:+-$4}" method=$1 world=$2 stage=$3
   shift 3; [ $# -gt 0 ] && shift
   local config=configs/$method.yaml
   [ "$method" = freeze ] && config=configs/sft.yaml && set -- finetuning_type=freeze freeze_trainable_layers=1 "$@"
+  [[ "$method" == packed-* ]] && config=configs/${method#packed-}.yaml && set -- packing=true "$@"
   "$bin/pdsd-launch" --nproc "$world" --standalone "$config" "${common[@]}" \
     gradient_accumulation_steps=$((4 / world)) zero_stage="$stage" "output_dir=$out/$name" "$@" > "$out/$name.txt" 2>&1 \
     || { echo "$name failed:"; tail -30 "$out/$name.txt"; exit 1; }
@@ -62,6 +65,12 @@ run freeze 1 3
 for stage in 2 3; do run freeze 2 $stage; done
 run freeze 2 3 recompute gradient_checkpointing=true
 run freeze 1 0 recompute gradient_checkpointing=true
+for method in packed-sft packed-lora; do
+  run $method 1 0
+  run $method 1 3
+  for stage in 0 2 3; do run $method 2 $stage; done
+  run $method 4 3
+done
 # Gradients reduced in bf16 (communication_data_type; the default over NCCL for bf16 weights): close
 # to one process within bf16 rounding.
 run sft 2 2 bf16comm communication_data_type=bf16
@@ -73,9 +82,11 @@ out = sys.argv[1]
 def results(run): return json.load(open(f"{out}/{run}/all_results.json"))
 every = [(1, 3, "")] + [(w, z, "") for w in (2, 4) for z in (0, 1, 2, 3)] + [(2, 0, "-buckets"), (2, 2, "-buckets"), (4, 1, "-buckets"), (2, 2, "-everymb"), (2, 3, "-copy"), (2, 3, "-keep"), (2, 3, "-recompute")]
 freeze = [(1, 3, ""), (2, 2, ""), (2, 3, ""), (2, 3, "-recompute"), (1, 0, "-recompute")]
+packed = [(1, 3, ""), (2, 0, ""), (2, 2, ""), (2, 3, ""), (4, 3, "")]
 base = load_file("examples/tiny-qwen2/model.safetensors")
 for method, weights, runs in (("sft", "model.safetensors", every), ("lora", "adapter_model.safetensors", every),
-                              ("freeze", "model.safetensors", freeze)):
+                              ("freeze", "model.safetensors", freeze), ("packed-sft", "model.safetensors", packed),
+                              ("packed-lora", "adapter_model.safetensors", packed)):
     ref = f"{method}-1-z0"
     one = [json.loads(l) for l in open(f"{out}/{ref}/trainer_log.jsonl")]
     w1 = load_file(f"{out}/{ref}/{weights}")
@@ -127,6 +138,9 @@ for method, weights, runs in (("sft", "model.safetensors", every), ("lora", "ada
         if stage == 3:
             assert abs(params - params1 / world) <= 64 * world * 40, \
                 f"{run}: weights per rank {params} are not 1/{world} of {params1}"
+# Packing did pack: a packed step's 8 rows hold several samples each.
+first_step = lambda run: json.loads(open(f"{out}/{run}/trainer_log.jsonl").readline())["tokens"]
+assert first_step("packed-sft-1-z0") > 1.5 * first_step("sft-1-z0"), (first_step("packed-sft-1-z0"), first_step("sft-1-z0"))
 one = [json.loads(l) for l in open(f"{out}/sft-1-z0/trainer_log.jsonl")]
 for stage in (2, 3):
     run = f"sft-2-z{stage}-bf16comm"
