@@ -113,4 +113,10 @@ int64_t ModelConfig::parameter_count() const {
   return total;
 }
 
+int64_t decoder_layer_of(const std::string& name) {
+  const std::string prefix = "model.layers.";
+  if (name.rfind(prefix, 0) != 0) return -1;
+  return std::stoll(name.substr(prefix.size(), name.find('.', prefix.size()) - prefix.size()));
+}
+
 }  // namespace pdsd

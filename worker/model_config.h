@@ -45,4 +45,8 @@ struct ModelConfig {
 // Reads and checks <dir>/config.json; errors name the file and the key.
 ModelConfig read_model_config(const std::string& model_dir);
 
+// The decoder layer a Hugging Face weight or module name belongs to ("model.layers.<i>...."), or -1
+// for one outside the layers (embeddings, final norm, lm_head).
+int64_t decoder_layer_of(const std::string& name);
+
 }  // namespace pdsd

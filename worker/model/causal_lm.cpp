@@ -228,10 +228,9 @@ void CausalLM::set_layer_runner(LayerRunner runner, std::function<bool(int64_t l
 
 int64_t CausalLM::first_trained_layer() const {
   const int64_t layers = config_.num_hidden_layers;
-  const std::string prefix = "model.layers.";
-  const auto layer_of = [&](const std::string& name) -> int64_t {  // layers: not a layer's
-    if (name.rfind(prefix, 0) != 0) return layers;
-    return std::stoll(name.substr(prefix.size(), name.find('.', prefix.size()) - prefix.size()));
+  const auto layer_of = [layers](const std::string& name) {  // layers: not a layer's
+    const int64_t layer = decoder_layer_of(name);
+    return layer < 0 ? layers : layer;
   };
   int64_t first = layers;
   for (const auto& [module, adapter] : lora_) first = std::min(first, layer_of(module));

@@ -65,17 +65,11 @@ bool decays(const std::string& name) {
   return name.find(".bias") == std::string::npos && name.find("norm.weight") == std::string::npos;
 }
 
-int64_t layer_of(const std::string& name) {
-  const std::string prefix = "model.layers.";
-  if (name.rfind(prefix, 0) != 0) return -1;
-  return std::stoll(name.substr(prefix.size(), name.find('.', prefix.size()) - prefix.size()));
-}
-
 // Which base weights train: all (full), the last / first N layers (freeze), none (lora).
 bool base_weight_trains(const JobConfig& c, const ModelConfig& m, const std::string& name) {
   if (c.finetuning_type == "full") return true;
   if (c.finetuning_type == "lora") return false;
-  const int64_t layer = layer_of(name), n = c.freeze_trainable_layers;
+  const int64_t layer = decoder_layer_of(name), n = c.freeze_trainable_layers;
   if (layer < 0) return false;  // embeddings, final norm and lm_head stay frozen, as LLaMA-Factory's default
   return n > 0 ? layer >= m.num_hidden_layers - n : layer < -n;
 }

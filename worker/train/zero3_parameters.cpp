@@ -72,12 +72,6 @@ void move_storage(const at::Tensor& whole, c10::Storage& into) {
   from.set_nbytes(0);
 }
 
-int64_t layer_of(const std::string& name) {
-  const std::string prefix = "model.layers.";
-  if (name.rfind(prefix, 0) != 0) return -1;
-  return std::stoll(name.substr(prefix.size(), name.find('.', prefix.size()) - prefix.size()));
-}
-
 }  // namespace
 
 bool gathers_on_copy_engines(const std::string& engine, bool over_nccl, int64_t world_size, int64_t layer_bytes) {
@@ -99,7 +93,7 @@ Zero3Parameters::Zero3Parameters(CausalLM& model, const std::map<std::string, at
   }
   // std::map: names in the same order on every rank, which the flat layout needs.
   for (const auto& [name, tensor] : model.parameters()) {
-    const int64_t layer = layer_of(name);
+    const int64_t layer = decoder_layer_of(name);
     PDSD_CHECK(layer < layers, "ZeRO-3: weight ", name, " names layer ", layer, " of a ", layers, "-layer model");
     Unit& unit = *units_[static_cast<size_t>(layer + 1)];
     auto it = weights.find(name);
@@ -185,12 +179,7 @@ void Zero3Parameters::gather(Unit& unit, bool as_leaves) {
   // before anything views it. A layer that runs once (no gradient checkpointing) stays in its slot:
   // its memory is moved out from under autograd's saved weights right after its forward, which
   // frees the slot, and a fresh gather's moved back before its backward (run_once).
-  if (&unit != units_[0].get() && !unit.kept && keepable(unit)) {
-    unit.kept = true;
-    kept_bytes_ += gathered_bytes(unit);
-    most_layers_kept_ = std::max(most_layers_kept_, ++layers_kept_);
-    most_kept_bytes_ = std::max(most_kept_bytes_, kept_bytes_);
-  }
+  if (&unit != units_[0].get() && !unit.kept && keepable(unit)) keep(unit);
   if (unit.kept && slots_ && slots_->holds(unit.full)) unit.full = unit.full.clone();
   unit.leaves.clear();
   if (as_leaves && &unit != units_[0].get()) {
@@ -345,6 +334,13 @@ bool Zero3Parameters::keepable(const Unit& unit) const {
   return unit.kept || kept_bytes_ + gathered_bytes(unit) <= options_.keep_gathered_bytes;
 }
 
+void Zero3Parameters::keep(Unit& unit) {
+  unit.kept = true;
+  kept_bytes_ += gathered_bytes(unit);
+  most_kept_bytes_ = std::max(most_kept_bytes_, kept_bytes_);
+  if (&unit != units_[0].get()) most_layers_kept_ = std::max(most_layers_kept_, ++layers_kept_);
+}
+
 void Zero3Parameters::drop_kept(Unit& unit) {
   unit.retained = at::Tensor();
   if (unit.kept) {
@@ -451,11 +447,7 @@ void Zero3Parameters::release_outer() {
   complete_reductions(0);
   // A frozen outer unit (LoRA, freeze) never changes: kept whole within the budget, as a frozen
   // layer is, it is gathered once for the whole job instead of once per step.
-  if (!outer.trains && !outer.kept && keepable(outer)) {
-    outer.kept = true;
-    kept_bytes_ += gathered_bytes(outer);
-    most_kept_bytes_ = std::max(most_kept_bytes_, kept_bytes_);
-  }
+  if (!outer.trains && !outer.kept && keepable(outer)) keep(outer);
   at::Tensor full = outer.kept ? outer.full : at::Tensor();
   release(outer);
   outer.retained = std::move(full);

@@ -195,6 +195,7 @@ class Zero3Parameters final : public LayerWeights {
   int64_t runs_without_recompute_ = 0;
   bool keepable(const Unit& unit) const;  // kept, or would be at its next gather
   static int64_t gathered_bytes(const Unit& unit);  // the unit whole, in the compute dtype
+  void keep(Unit& unit);  // kept whole from now, counted in the budget (see release)
   void drop_kept(Unit& unit);
 };
 
