@@ -70,6 +70,14 @@ void check_combinations(const JobConfig& c) {
       if (given(c, key)) log::warn(origin_of(c, key).describe(), ": key '", key, "' has no effect with finetuning_type: ", c.finetuning_type);
     }
   }
+  if (c.cuda_graphs && c.zero_stage == 3) {
+    fail(c, "cuda_graphs", "does not work with zero_stage: 3 (its layers are gathered into new memory at each run, "
+                           "and a graph reads fixed addresses); use zero_stage 0, 1 or 2, or cuda_graphs: false");
+  }
+  if (c.cuda_graphs && c.gradient_checkpointing && c.finetuning_type == "lora" && c.lora_dropout > 0) {
+    fail(c, "cuda_graphs", str("with gradient_checkpointing, the recomputed layer would draw other dropout masks than its ",
+                               "forward (lora_dropout ", c.lora_dropout, "); set gradient_checkpointing: false or lora_dropout: 0"));
+  }
   static const std::vector<std::string> modules = {"all", "q_proj", "k_proj", "v_proj", "o_proj",
                                                    "gate_proj", "up_proj", "down_proj"};
   for (const auto& name : split_list(c.lora_target)) {

@@ -115,6 +115,16 @@ TEST(ConfigValidation, WarmupStepsAndRatioTogether) {
   EXPECT_NE(e.find("job.yaml:7: key 'warmup_ratio'"), std::string::npos) << e;
 }
 
+TEST(ConfigValidation, CudaGraphsWithZero3OrCheckpointedLoraDropout) {
+  std::string e = error_of(base_config("cuda_graphs: true\nzero_stage: 3\n"));
+  EXPECT_NE(e.find("job.yaml:6: key 'cuda_graphs': does not work with zero_stage: 3"), std::string::npos) << e;
+  e = error_of(base_config("cuda_graphs: true\nfinetuning_type: lora\nlora_dropout: 0.1\n"));
+  EXPECT_NE(e.find("key 'cuda_graphs': with gradient_checkpointing, the recomputed layer would draw other dropout masks"),
+            std::string::npos) << e;
+  EXPECT_NO_THROW(parse_job_config(base_config("cuda_graphs: true\nfinetuning_type: lora\nlora_dropout: 0.1\n"
+                                                    "gradient_checkpointing: false\n"), "job.yaml", {}));
+}
+
 TEST(ConfigValidation, ResumeWhileOverwriting) {
   std::string e = error_of(base_config("resume_from_checkpoint: auto\n"));
   EXPECT_NE(e.find("job.yaml:5: key 'overwrite_output_dir'"), std::string::npos) << e;

@@ -229,6 +229,32 @@ TEST(SftBatches, EveryRankKnowsTheStepsTotalsOverAllRanks) {
   }
 }
 
+// cuda_graphs captures its buckets before training from these shapes, so they must be exactly the
+// micro-batches' (padding-free length and sample count), on every rank, packed or not, across epochs.
+TEST(SftBatches, MicroBatchShapesAreThoseOfTheMicroBatches) {
+  std::vector<SftExample> uneven;
+  for (int i = 0; i < 40; ++i) {
+    uneven.push_back(build_sft_example(chat("p" + std::to_string(i), std::string(1 + (i * 5) % 17, 'r')), bytes, {}));
+  }
+  for (bool packing : {false, true}) {
+    for (int64_t world : {1, 2}) {
+      for (int64_t rank = 0; rank < world; ++rank) {
+        BatchPlan plan(uneven, {.batch_size = 2, .packing = packing, .padding_free = true, .cutoff_len = 40, .seed = 3,
+                                .world_size = world, .rank = rank, .gradient_accumulation_steps = 2});
+        for (int64_t step = 0; step < 2 * plan.steps_per_epoch(); ++step) {
+          const auto batches = plan.micro_batches(step);
+          const auto shapes = plan.micro_batch_shapes(step);
+          ASSERT_EQ(shapes.size(), batches.size());
+          for (size_t i = 0; i < shapes.size(); ++i) {
+            EXPECT_EQ(shapes[i].tokens, batches[i].tokens.input_ids.size(1)) << "step " << step << " rank " << rank;
+            EXPECT_EQ(shapes[i].sequences, batches[i].tokens.cu_seqlens.size(0) - 1) << "step " << step << " rank " << rank;
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(SftBatches, TooFewSamplesForOneStepIsAClearError) {
   BatchingOptions four{.batch_size = 4};
   EXPECT_THROW(BatchPlan(samples(3), four), InputError);

@@ -74,6 +74,7 @@ at::Tensor CausalLM::lora_delta(const at::Tensor& x, const LoraAdapter& adapter)
 }
 
 void CausalLM::cast_lora_for_step() {
+  if (!lora_casts_) return;
   for (auto& [module, adapter] : lora_) {
     adapter.a_cast = adapter.a.to(compute_dtype_);
     adapter.b_cast = adapter.b.to(compute_dtype_);

@@ -77,6 +77,13 @@ class CausalLM {
   void set_training(bool training) { training_ = training; }
   // Recompute each layer in backward instead of keeping its activations (while training).
   void set_gradient_checkpointing(bool on) { checkpointing_ = on; }
+  bool gradient_checkpointing() const { return checkpointing_; }
+  // Off: cast_lora_for_step does nothing and each use casts the fp32 adapter itself (CUDA graphs,
+  // worker/model/layer_graphs.h, capture the casts and must not read per-step copies).
+  void set_lora_casts(bool on) {
+    lora_casts_ = on;
+    if (!on) drop_lora_casts();
+  }
 
   // Runs decoder layers instead of layer_forward / activation checkpointing when set: ZeRO-3
   // (worker/train/zero3_parameters.h) gathers each layer's weights around it.
@@ -111,6 +118,7 @@ class CausalLM {
   LoraAdapters lora_;
   bool training_ = false;
   bool checkpointing_ = false;
+  bool lora_casts_ = true;
   LayerRunner layer_runner_;
   std::function<bool(int64_t)> runner_weights_train_;
 };

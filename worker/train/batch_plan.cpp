@@ -40,7 +40,7 @@ int64_t BatchPlan::total_steps(double num_train_epochs, int64_t max_steps) const
   return std::max<int64_t>(1, static_cast<int64_t>(std::ceil(num_train_epochs * static_cast<double>(steps_per_epoch_))));
 }
 
-std::vector<std::vector<BatchPlan::Row>> BatchPlan::epoch_batches(int64_t epoch) const {
+const std::vector<std::vector<BatchPlan::Row>>& BatchPlan::epoch_batches(int64_t epoch) const {
   if (epoch == cached_epoch_) return cached_;
   std::vector<int64_t> order(examples_.size());
   std::iota(order.begin(), order.end(), 0);
@@ -63,8 +63,8 @@ std::vector<std::vector<BatchPlan::Row>> BatchPlan::epoch_batches(int64_t epoch)
     batches.emplace_back(rows.begin() + start, rows.begin() + start + options_.batch_size);
   }
   cached_epoch_ = epoch;
-  cached_ = batches;
-  return batches;
+  cached_ = std::move(batches);
+  return cached_;
 }
 
 TrainBatch BatchPlan::tensors(const std::vector<Row>& rows_in) const {
@@ -131,13 +131,13 @@ TrainBatch BatchPlan::tensors(const std::vector<Row>& rows_in) const {
   return batch;
 }
 
-std::vector<TrainBatch> BatchPlan::micro_batches(int64_t step) const {
+BatchPlan::StepRows BatchPlan::rows_of_step(int64_t step) const {
   const int64_t epoch = step / steps_per_epoch_, within = step % steps_per_epoch_;
   const int64_t ga = options_.gradient_accumulation_steps, world = options_.world_size;
-  auto batches = epoch_batches(epoch);
-  std::vector<TrainBatch> out;
+  const auto& batches = epoch_batches(epoch);
+  StepRows out;
   if (world == 1) {
-    for (int64_t a = 0; a < ga; ++a) out.push_back(tensors(batches.at(within * ga + a)));
+    for (int64_t a = 0; a < ga; ++a) out.micro_batches.push_back(batches.at(within * ga + a));
     return out;
   }
   // Every rank waits for the slowest at each step, and samples differ in length: the step's rows
@@ -167,17 +167,38 @@ std::vector<TrainBatch> BatchPlan::micro_batches(int64_t step) const {
     load[best] += tokens[i];
   }
   // Every rank deals every rank's rows, so each knows the step's totals without asking the others.
-  int64_t step_loss_tokens = 0;
+  out.step_loss_tokens = 0;
   for (const Row& row : rows) {
-    for (int64_t e : row) step_loss_tokens += labelled_positions(examples_[e]);
+    for (int64_t e : row) out.step_loss_tokens += labelled_positions(examples_[e]);
   }
-  const int64_t step_real_tokens = std::accumulate(tokens.begin(), tokens.end(), int64_t{0});
+  out.step_real_tokens = std::accumulate(tokens.begin(), tokens.end(), int64_t{0});
   const auto& mine = dealt[static_cast<size_t>(options_.rank)];
   for (int64_t a = 0; a < ga; ++a) {
     auto first = mine.begin() + a * options_.batch_size;
-    out.push_back(tensors(std::vector<Row>(first, first + options_.batch_size)));
-    out.back().step_loss_tokens = step_loss_tokens;
-    out.back().step_real_tokens = step_real_tokens;
+    out.micro_batches.emplace_back(first, first + options_.batch_size);
+  }
+  return out;
+}
+
+std::vector<TrainBatch> BatchPlan::micro_batches(int64_t step) const {
+  StepRows step_rows = rows_of_step(step);
+  std::vector<TrainBatch> out;
+  for (const auto& rows : step_rows.micro_batches) {
+    out.push_back(tensors(rows));
+    out.back().step_loss_tokens = step_rows.step_loss_tokens;
+    out.back().step_real_tokens = step_rows.step_real_tokens;
+  }
+  return out;
+}
+
+std::vector<BatchPlan::Shape> BatchPlan::micro_batch_shapes(int64_t step) const {
+  std::vector<Shape> out;
+  for (const auto& rows : rows_of_step(step).micro_batches) {
+    Shape shape;
+    for (const Row& row : rows) {
+      for (int64_t e : row) shape.tokens += static_cast<int64_t>(examples_[e].input_ids.size()), ++shape.sequences;
+    }
+    out.push_back(shape);
   }
   return out;
 }

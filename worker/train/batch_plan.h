@@ -28,13 +28,25 @@ class BatchPlan {
   // Optimizer steps for the job: max_steps when positive, else ceil(epochs × steps per epoch).
   int64_t total_steps(double num_train_epochs, int64_t max_steps) const;
   std::vector<TrainBatch> micro_batches(int64_t step) const;
+  // What micro_batches(step) would hold on this rank, without building it: per micro-batch, its
+  // samples' tokens and how many samples (a padding-free micro-batch's length and sequence count).
+  struct Shape {
+    int64_t tokens = 0;
+    int64_t sequences = 0;
+  };
+  std::vector<Shape> micro_batch_shapes(int64_t step) const;
   // Every sample once, in order, batch_size per batch, for evaluation.
   std::vector<TrainBatch> all_batches() const;
   size_t size() const { return examples_.size(); }
 
  private:
   using Row = std::vector<int64_t>;  // sample indices (one when padded, several when packed)
-  std::vector<std::vector<Row>> epoch_batches(int64_t epoch) const;
+  const std::vector<std::vector<Row>>& epoch_batches(int64_t epoch) const;  // cached: valid until the next epoch's
+  struct StepRows {
+    std::vector<std::vector<Row>> micro_batches;  // this rank's
+    int64_t step_loss_tokens = -1, step_real_tokens = -1;  // over every rank; -1: one rank, not counted here
+  };
+  StepRows rows_of_step(int64_t step) const;
   TrainBatch tensors(const std::vector<Row>& rows) const;
 
   std::vector<SftExample> examples_;

@@ -20,6 +20,7 @@
 #include "worker/data/dataset_loader.h"
 #include "worker/export/model_export.h"
 #include "worker/model/causal_lm.h"
+#include "worker/model/layer_graphs.h"
 #include "worker/model_weights.h"
 #include "worker/tokenizer/tokenizer.h"
 #include "worker/train/batch_plan.h"
@@ -494,6 +495,28 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
     trainer.set_steps_done(step);
     if (lead) log::info("resumed from ", dir, " at step ", step, " of ", total_steps);
   }
+  // After any resume (the graphs read the trained tensors where they are at this point).
+  std::unique_ptr<LayerGraphs> layer_graphs;
+  if (config.cuda_graphs) {
+    if (!device.is_cuda()) throw InputError(str("cuda_graphs: true needs a GPU; this worker runs on ", device.str()));
+    if (!padding_free) {
+      throw InputError("cuda_graphs: true needs padding-free micro-batches: padding_free: true with bf16 or fp16 on a GPU "
+                       "that runs flash attention (compute capability 8.0 or newer)");
+    }
+    layer_graphs = std::make_unique<LayerGraphs>(model);
+    model.set_layer_runner(layer_graphs->runner(), [](int64_t) { return false; });  // the model's own tensors say
+    // Every micro-batch this rank will train on is known now: capture all their buckets before step 1.
+    std::vector<std::pair<int64_t, int64_t>> shapes;
+    for (int64_t step = trainer.steps_done(); step < total_steps; ++step) {
+      for (const auto& shape : plan.micro_batch_shapes(step)) shapes.emplace_back(shape.tokens, shape.sequences);
+    }
+    const double seconds = layer_graphs->capture_ahead(shapes);
+    if (lead) {
+      log::info("cuda_graphs: decoder layers from ", model.first_trained_layer(), " up replay CUDA graphs",
+                config.gradient_checkpointing ? " (backward recomputes: gradient_checkpointing)" : "", "; ",
+                layer_graphs->buckets_captured(), " token count buckets captured in ", seconds, " s before step 1");
+    }
+  }
   auto records = trainer.train(total_steps, [&](int64_t step) { return on_device(plan.micro_batches(step)); });
   result.steps = total_steps;
   if (agreed == SaveRequest::save_and_stop && trainer.steps_done() < total_steps) {
@@ -526,6 +549,10 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
     result.eval_loss = trainer.evaluate(on_device(BatchPlan(std::move(eval_examples), eval_batching).all_batches()));
   }
   result.runtime_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (layer_graphs && lead) {
+    log::info("cuda_graphs: ", layer_graphs->buckets_captured(), " token count buckets captured in ",
+              layer_graphs->capture_seconds(), " s, ", layer_graphs->replays(), " graph replays");
+  }
   // What the keep budget did, read before the export frees the kept layers.
   int64_t zero3_layers_kept = 0, zero3_kept_bytes = 0, zero3_runs_without_recompute = 0;
   if (zero3_params) {
