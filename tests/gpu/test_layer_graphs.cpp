@@ -51,7 +51,7 @@ TrainBatch micro_batch(const std::vector<int64_t>& lengths, int64_t vocab, uint3
 }
 
 Outcome train(const ModelConfig& config, const ModelWeights& weights, const std::vector<TrainBatch>& batches,
-              Method method, bool checkpointing, bool graphs) {
+              Method method, bool checkpointing, bool graphs, double lora_dropout = 0) {
   const at::Device gpu(at::kCUDA, 0);
   std::map<std::string, at::Tensor> params;
   for (const auto& [name, t] : weights.tensors) {
@@ -60,7 +60,7 @@ Outcome train(const ModelConfig& config, const ModelWeights& weights, const std:
   }
   CausalLM model(config, params, at::kBFloat16);
   if (method == Method::lora) {
-    model.lora() = make_lora_adapters(config, {.rank = 4, .alpha = 8, .dropout = 0, .targets = {"all"}}, 11);
+    model.lora() = make_lora_adapters(config, {.rank = 4, .alpha = 8, .dropout = lora_dropout, .targets = {"all"}}, 11);
     at::Generator gen = at::detail::createCPUGenerator(5);
     for (auto& [module, adapter] : model.lora()) {
       adapter.a = adapter.a.to(gpu).detach().requires_grad_(true);
@@ -68,20 +68,20 @@ Outcome train(const ModelConfig& config, const ModelWeights& weights, const std:
       adapter.b = (at::randn(adapter.b.sizes(), gen) * 0.05).to(gpu).requires_grad_(true);
     }
   }
-  model.set_training(true);
   model.set_gradient_checkpointing(checkpointing);
   Outcome out;
   std::unique_ptr<LayerGraphs> layer_graphs;
   if (graphs) {
     layer_graphs = std::make_unique<LayerGraphs>(model);
     model.set_layer_runner(layer_graphs->runner(), [](int64_t) { return false; });
-    if (checkpointing) {  // the job's way: every bucket captured before training (without: on first use)
+    if (checkpointing || lora_dropout > 0) {  // the job's way: every bucket captured before training (else: on first use)
       std::vector<std::pair<int64_t, int64_t>> shapes;
       for (const auto& b : batches) shapes.emplace_back(b.tokens.input_ids.size(1), b.tokens.cu_seqlens.size(0) - 1);
       layer_graphs->capture_ahead(shapes);
       out.buckets_ahead = layer_graphs->buckets_captured();
     }
   }
+  model.set_training(true);  // after the captures ahead, as in the job
   model.cast_lora_for_step();  // as the trainer does (a no-op under graphs)
   int64_t step_tokens = 0;
   for (const auto& b : batches) step_tokens += b.loss_positions.size(0);
@@ -159,6 +159,25 @@ TEST(LayerGraphs, TrainAsTheEagerLayersOnGpu) {
                   static_cast<long long>(graphed.replays));
     }
   }
+}
+
+// LoRA dropout is in the graphs even when they were captured before the model was put in training
+// mode (the job captures before step 1): the losses differ from those without dropout.
+TEST(LayerGraphs, LoraDropoutIsCapturedAheadOfTrainingOnGpu) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no GPU on this machine (or built without CUDA)";
+  const std::string dir = std::string(PDSD_SOURCE_DIR) + "/examples/tiny-qwen2";
+  ModelConfig config = read_model_config(dir);
+  ModelWeights weights = load_model_weights(dir, config);
+  const at::Device gpu(at::kCUDA, 0);
+  const std::vector<TrainBatch> batches = {micro_batch({200, 150, 250}, config.vocab_size, 1, gpu)};
+  // With checkpointing off: the forward's dropout masks are saved for backward (with it the recompute
+  // would draw others, which the config check refuses). Captured ahead here too, with training off.
+  Outcome plain = train(config, weights, batches, Method::lora, false, true, 0.0);
+  Outcome dropped = train(config, weights, batches, Method::lora, false, true, 0.3);
+  Outcome eager_dropped = train(config, weights, batches, Method::lora, false, false, 0.3);
+  EXPECT_GT(std::abs(dropped.losses[0] - plain.losses[0]), 1e-4) << "no dropout in the graphs";
+  std::printf("loss without dropout %.5f, with lora_dropout 0.3: graphs %.5f, eager %.5f\n", plain.losses[0],
+              dropped.losses[0], eager_dropped.losses[0]);
 }
 
 }  // namespace

@@ -75,6 +75,7 @@ class CausalLM {
   LoraAdapters& lora() { return lora_; }
   const LoraAdapters& lora() const { return lora_; }
   void set_training(bool training) { training_ = training; }
+  bool training() const { return training_; }
   // Recompute each layer in backward instead of keeping its activations (while training).
   void set_gradient_checkpointing(bool on) { checkpointing_ = on; }
   bool gradient_checkpointing() const { return checkpointing_; }

@@ -124,6 +124,7 @@ LayerGraphs::LayerGraphs(CausalLM& model) : model_(model) {
 }
 
 LayerGraphs::~LayerGraphs() {
+  model_.set_layer_runner(nullptr, nullptr);  // the model outlives this; its runner must not
   current_ = nullptr;
   buckets_.clear();  // the graphs first, then the stream they were captured on
   if (device_) {
@@ -212,6 +213,10 @@ void LayerGraphs::capture(Bucket& b) {
     inputs.insert(inputs.end(), trained_[layer].begin(), trained_[layer].end());
     return inputs;
   };
+  // Captured as training runs (LoRA dropout on), whenever the capture happens: before step 1 the
+  // model is not yet in training mode.
+  const bool was_training = model_.training();
+  model_.set_training(true);
   {
     c10::cuda::CUDAStreamGuard on_side(side);
     at::AutoGradMode grad_mode(true);
@@ -270,6 +275,7 @@ void LayerGraphs::capture(Bucket& b) {
     // outs, leaves, grads_x and grads go out of scope here: their memory returns to the pool, where
     // the next bucket's capture may take it (see the header).
   }
+  model_.set_training(was_training);
   at::cuda::CUDAEvent captured;
   captured.record(side);
   captured.block(main);
@@ -277,7 +283,8 @@ void LayerGraphs::capture(Bucket& b) {
 
 at::Tensor LayerGraphs::run(int64_t layer, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                             const AttentionLayout& layout) {
-  const bool graphed = layer >= first_layer_ && at::GradMode::is_enabled() && layout.cu_seqlens.defined() && x.is_cuda();
+  const bool graphed = layer >= first_layer_ && model_.training() && at::GradMode::is_enabled() &&
+                       layout.cu_seqlens.defined() && x.is_cuda();
   if (!graphed) return model_.layer_forward(layer, x, cos, sin, layout);
   if (layer == first_layer_) {
     check_trained_tensors_unmoved();

@@ -20,7 +20,9 @@
 //   LayerGraphs graphs(model);                     // after LoRA adapters exist, before training
 //   model.set_layer_runner(graphs.runner(), [](int64_t) { return false; });
 //
-// Batches it cannot run (no cu_seqlens, CPU, grad mode off: evaluation) run eagerly.
+// Batches it cannot run (no cu_seqlens, CPU, not training or grad mode off: evaluation) run eagerly.
+// Memory: with full fine-tuning the pool also holds one layer set's gradients, copied from there into
+// .grad (about one bf16/fp32 copy of the trained weights more than eager ZeRO-2 keeps at its peak).
 #pragma once
 
 #include <ATen/ATen.h>
