@@ -111,6 +111,12 @@ double worst_relative_error(const Outcome& ours, const Outcome& theirs, std::str
   return worst;
 }
 
+struct Tiny {  // the shipped tiny Qwen2 (head_dim 16: flash attention runs it)
+  std::string dir = std::string(PDSD_SOURCE_DIR) + "/examples/tiny-qwen2";
+  ModelConfig config = read_model_config(dir);
+  ModelWeights weights = load_model_weights(dir, config);
+};
+
 TEST(LayerGraphs, TokenBucketsPadAtMostAnEighth) {
   EXPECT_EQ(graph_token_bucket(1), 64);
   EXPECT_EQ(graph_token_bucket(64), 64);
@@ -127,9 +133,9 @@ TEST(LayerGraphs, TokenBucketsPadAtMostAnEighth) {
 
 TEST(LayerGraphs, TrainAsTheEagerLayersOnGpu) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no GPU on this machine (or built without CUDA)";
-  const std::string dir = std::string(PDSD_SOURCE_DIR) + "/examples/tiny-qwen2";
-  ModelConfig config = read_model_config(dir);
-  ModelWeights weights = load_model_weights(dir, config);
+  const Tiny tiny;
+  const ModelConfig& config = tiny.config;
+  const ModelWeights& weights = tiny.weights;
   const at::Device gpu(at::kCUDA, 0);
   // 600 tokens (bucket 640), 300 (bucket 320), 580 (bucket 640 again, 60 pad tokens where the first had 40).
   const std::vector<TrainBatch> batches = {micro_batch({200, 150, 250}, config.vocab_size, 1, gpu),
@@ -165,9 +171,9 @@ TEST(LayerGraphs, TrainAsTheEagerLayersOnGpu) {
 // mode (the job captures before step 1): the losses differ from those without dropout.
 TEST(LayerGraphs, LoraDropoutIsCapturedAheadOfTrainingOnGpu) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no GPU on this machine (or built without CUDA)";
-  const std::string dir = std::string(PDSD_SOURCE_DIR) + "/examples/tiny-qwen2";
-  ModelConfig config = read_model_config(dir);
-  ModelWeights weights = load_model_weights(dir, config);
+  const Tiny tiny;
+  const ModelConfig& config = tiny.config;
+  const ModelWeights& weights = tiny.weights;
   const at::Device gpu(at::kCUDA, 0);
   const std::vector<TrainBatch> batches = {micro_batch({200, 150, 250}, config.vocab_size, 1, gpu)};
   // With checkpointing off: the forward's dropout masks are saved for backward (with it the recompute
