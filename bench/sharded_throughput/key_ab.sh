@@ -45,7 +45,7 @@ a, b = load(sys.argv[1]), load(sys.argv[2])
 print(f"\n{'row':42} {'repeat':>6} {'default':>9} {'variant':>9} {'ratio':>6} {'peak GiB':>13}")
 for k in sorted(set(a) & set(b), key=lambda k: (k[0], k[1])):
     x, y = a[k], b[k]
-    if x is y or x == y:
+    if x == y:
         continue  # the same 1-GPU run on both sides
     print(f"{k[0]:42} {k[1]:6} {x['tokens_per_s_per_gpu']:9.0f} {y['tokens_per_s_per_gpu']:9.0f} "
           f"{y['tokens_per_s_per_gpu'] / x['tokens_per_s_per_gpu']:6.3f} {x['peak_gib']:5.1f} -> {y['peak_gib']:5.1f}")

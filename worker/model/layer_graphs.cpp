@@ -151,8 +151,8 @@ void LayerGraphs::check_trained_tensors_unmoved() const {
                                           : model_.lora().at(name).b;
       PDSD_CHECK(now.unsafeGetTensorImpl() == trained_[layer][i].unsafeGetTensorImpl() &&
                      now.data_ptr() == trained_address_[layer][i],
-                 "cuda_graphs: '", name, part == 0 ? "" : part == 1 ? "' (lora_A" : "' (lora_B",
-                 part == 0 ? "'" : ")", " was replaced or moved since the graphs of layer ", layer, " were captured");
+                 "cuda_graphs: '", name, part == 0 ? "" : part == 1 ? ".lora_A" : ".lora_B",
+                 "' was replaced or moved since the graphs of layer ", layer, " were captured");
     }
   }
 }
@@ -328,9 +328,8 @@ std::vector<at::Tensor> LayerGraphs::backward(int64_t layer, const at::Tensor& g
   Bucket& b = *current_;
   const size_t i = static_cast<size_t>(layer - first_layer_);
   const at::Tensor& expected = i + 1 < b.layers.size() ? b.layers[i + 1].grad_x : b.grad_top;
-  if (!grad_out.defined()) {
-    expected.zero_();
-  } else if (grad_out.data_ptr() != expected.data_ptr()) {
+  // grad_out is always defined: autograd hands a custom function zeros for an unused output.
+  if (grad_out.data_ptr() != expected.data_ptr()) {
     expected.narrow(1, 0, tokens_).copy_(grad_out);
     if (tokens_ < b.tokens) expected.narrow(1, tokens_, b.tokens - tokens_).zero_();  // pad tokens add nothing
   }

@@ -66,7 +66,6 @@ class LayerGraphs {
   // Called by the autograd function that stands for one graphed layer.
   at::Tensor forward(int64_t layer, const at::Tensor& x);
   std::vector<at::Tensor> backward(int64_t layer, const at::Tensor& grad_out);
-  const std::vector<at::Tensor>& trained_tensors(int64_t layer) const { return trained_[layer]; }
 
  private:
   struct Bucket;
