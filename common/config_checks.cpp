@@ -70,9 +70,15 @@ void check_combinations(const JobConfig& c) {
       if (given(c, key)) log::warn(origin_of(c, key).describe(), ": key '", key, "' has no effect with finetuning_type: ", c.finetuning_type);
     }
   }
-  if (c.cuda_graphs && c.zero_stage == 3) {
-    fail(c, "cuda_graphs", "does not work with zero_stage: 3 (its layers are gathered into new memory at each run, "
-                           "and a graph reads fixed addresses); use zero_stage 0, 1 or 2, or cuda_graphs: false");
+  // Under ZeRO-3 the graphs read every layer whole where it stays (Zero3Options::resident_layers):
+  // gathered by the SMs into memory of its own, within the budget for whole layers.
+  if (c.cuda_graphs && c.zero_stage == 3 && c.zero3_gather_engine == "copy") {
+    fail(c, "cuda_graphs", "with zero_stage: 3 keeps every layer whole in memory of its own, gathered by the SMs; "
+                           "zero3_gather_engine: copy gathers into a few shared slots instead: use zero3_gather_engine auto or sm");
+  }
+  if (c.cuda_graphs && c.zero_stage == 3 && c.zero3_keep_gathered_mb <= 0) {
+    fail(c, "cuda_graphs", "with zero_stage: 3 keeps every layer whole within zero3_keep_gathered_mb, which is 0: "
+                           "raise it to the model's layers in the compute dtype, or set cuda_graphs: false");
   }
   if (c.cuda_graphs && c.gradient_checkpointing && c.finetuning_type == "lora" && c.lora_dropout > 0) {
     fail(c, "cuda_graphs", str("with gradient_checkpointing, the recomputed layer would draw other dropout masks than its ",

@@ -46,7 +46,7 @@ const std::vector<FieldSpec>& schema() {
       {"gradient_checkpointing", "parallelism", &J::gradient_checkpointing, {}, {}, false,
        "recompute activations in backward (memory for one hidden state per layer, one extra forward); off: autograd keeps them, under ZeRO-3 too (a layer's gathered memory is given back after its forward and gathered again into place before its backward)"},
       {"cuda_graphs", "parallelism", &J::cuda_graphs, {}, {}, false,
-       "on GPU, padding-free: each decoder layer's forward and backward replayed as CUDA graphs (one launch instead of dozens of operators; micro-batches padded to one of 8 token counts per doubling, at most 12.5% more); for small models bound by the host; not with zero_stage 3"},
+       "on GPU, padding-free: each decoder layer's forward and backward replayed as CUDA graphs (one launch instead of dozens of operators; micro-batches padded to one of 8 token counts per doubling, at most 12.5% more); for small models bound by the host; under zero_stage 3 every layer then stays whole (within zero3_keep_gathered_mb) and only masters, optimizer state and gradients are sharded"},
       {"ddp_backend", "parallelism", &J::ddp_backend, {}, {"auto", "nccl", "gloo"}, false,
        "collectives: nccl (GPUs), gloo (CPU; GPU tensors go through host copies); auto: nccl when every local rank has a GPU"},
       {"ddp_bucket_cap_mb", "parallelism", &J::ddp_bucket_cap_mb, positive(), {}, false,

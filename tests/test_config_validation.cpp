@@ -115,9 +115,14 @@ TEST(ConfigValidation, WarmupStepsAndRatioTogether) {
   EXPECT_NE(e.find("job.yaml:7: key 'warmup_ratio'"), std::string::npos) << e;
 }
 
-TEST(ConfigValidation, CudaGraphsWithZero3OrCheckpointedLoraDropout) {
-  std::string e = error_of(base_config("cuda_graphs: true\nzero_stage: 3\n"));
-  EXPECT_NE(e.find("job.yaml:6: key 'cuda_graphs': does not work with zero_stage: 3"), std::string::npos) << e;
+TEST(ConfigValidation, CudaGraphsWithZero3CopyGathersOrNoKeepBudgetOrCheckpointedLoraDropout) {
+  std::string e = error_of(base_config("cuda_graphs: true\nzero_stage: 3\nzero3_gather_engine: copy\n"));
+  EXPECT_NE(e.find("job.yaml:6: key 'cuda_graphs': with zero_stage: 3 keeps every layer whole in memory of its own"),
+            std::string::npos) << e;
+  e = error_of(base_config("cuda_graphs: true\nzero_stage: 3\nzero3_keep_gathered_mb: 0\n"));
+  EXPECT_NE(e.find("key 'cuda_graphs': with zero_stage: 3 keeps every layer whole within zero3_keep_gathered_mb, which is 0"),
+            std::string::npos) << e;
+  EXPECT_NO_THROW(parse_job_config(base_config("cuda_graphs: true\nzero_stage: 3\n"), "job.yaml", {}));
   e = error_of(base_config("cuda_graphs: true\nfinetuning_type: lora\nlora_dropout: 0.1\n"));
   EXPECT_NE(e.find("key 'cuda_graphs': with gradient_checkpointing, the recomputed layer would draw other dropout masks"),
             std::string::npos) << e;

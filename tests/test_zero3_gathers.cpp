@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "common/error.h"
 #include "tests/support/autograd_graph.h"
 #include "tests/support/random_batches.h"
 #include "worker/model/causal_lm.h"
@@ -48,9 +49,10 @@ struct Counted {
 // (zero3_gather_engine copy, here over ordinary memory). With `only_layer` set, that layer alone
 // trains (freeze tuning: the outer unit frozen too). With `layers` above 2, the model is made that
 // deep by repeating its two layers: enough layers for the prefetches to fill every gather slot.
+// With `resident`, every layer stays whole where it is (Zero3Options::resident_layers, cuda_graphs).
 struct TinyZero3 {
   TinyZero3(bool layers_train, int64_t keep_layers, bool gradient_checkpointing = true, bool slots = false,
-            std::optional<int64_t> only_layer = std::nullopt, int64_t layers = 2) {
+            std::optional<int64_t> only_layer = std::nullopt, int64_t layers = 2, bool resident = false) {
     const std::string dir = std::string(PDSD_SOURCE_DIR) + "/examples/tiny-qwen2";
     config = read_model_config(dir);
     EXPECT_EQ(config.num_hidden_layers, 2);
@@ -78,6 +80,7 @@ struct TinyZero3 {
     CausalLM scratch(config, params);
     options.keep_gathered_bytes = keep_layers * Zero3Parameters(scratch, params, trains, decays, counted.comm(), options)
                                                     .gathered_layer_bytes();
+    options.resident_layers = resident;
     model = std::make_unique<CausalLM>(config, params);
     z3 = std::make_unique<Zero3Parameters>(*model, params, trains, decays, comm, options);
     model->set_layer_runner(z3->layer_runner(), [z = z3.get()](int64_t layer) { return z->layer_trains(layer); });
@@ -92,8 +95,8 @@ struct TinyZero3 {
 // all-gathers issued by the end of each step.
 std::vector<int64_t> gathers_per_step(bool layers_train, int64_t keep_layers, bool gradient_checkpointing = true,
                                       std::optional<int64_t> only_layer = std::nullopt, bool slots = false,
-                                      int64_t layers = 2) {
-  TinyZero3 tiny(layers_train, keep_layers, gradient_checkpointing, slots, only_layer, layers);
+                                      int64_t layers = 2, bool resident = false) {
+  TinyZero3 tiny(layers_train, keep_layers, gradient_checkpointing, slots, only_layer, layers, resident);
   Zero3Parameters& z3 = *tiny.z3;
   const ModelConfig& config = tiny.config;
   Counted& counted = tiny.counted;
@@ -304,6 +307,99 @@ TEST(Zero3Freeze, LayersBelowTheFirstThatTrainsRunWithoutAGraph) {
   ASSERT_EQ(masters[0].size(), masters[1].size());
   ASSERT_FALSE(masters[0].empty());
   for (size_t i = 0; i < masters[0].size(); ++i) EXPECT_TRUE(at::allclose(masters[0][i], masters[1][i], 1e-5, 1e-7)) << i;
+}
+
+// Resident layers (cuda_graphs under ZeRO-3): every layer gathered once when the job starts; a
+// trainable one again after each update, a frozen one never; the outer unit as without them.
+TEST(Zero3Resident, LayersAreGatheredOnceAndAgainAfterEachUpdate) {
+  for (const bool checkpointing : {false, true}) {
+    SCOPED_TRACE(checkpointing ? "checkpointing" : "no checkpointing");
+    std::vector<int64_t> per_step = gathers_per_step(/*layers_train=*/true, /*keep_layers=*/2, checkpointing, std::nullopt,
+                                                     false, 2, /*resident=*/true);
+    EXPECT_EQ(per_step[0], 2 + 1 + 2) << "at the start, the outer unit, the update's regathers";
+    EXPECT_EQ(per_step[1] - per_step[0], 1 + 2);
+    per_step = gathers_per_step(/*layers_train=*/false, 2, checkpointing, std::nullopt, false, 2, true);
+    EXPECT_EQ(per_step[0], 2 + 1) << "frozen layers: at the start only";
+    EXPECT_EQ(per_step[1] - per_step[0], 1) << "the trainable outer unit alone";
+    // Freeze (layer 1 trains): layer 1 again after each update; the frozen outer unit is kept
+    // within the budget, which counts the resident layers: with room for two layers only, it is not.
+    per_step = gathers_per_step(false, /*keep_layers=*/1000, checkpointing, /*only_layer=*/1, false, 2, true);
+    EXPECT_EQ(per_step[0], 2 + 1 + 1);
+    EXPECT_EQ(per_step[1] - per_step[0], 1);
+    per_step = gathers_per_step(false, /*keep_layers=*/2, checkpointing, /*only_layer=*/1, false, 2, true);
+    EXPECT_EQ(per_step[1] - per_step[0], 1 + 1);
+  }
+}
+
+TEST(Zero3Resident, TheLayersMustFitTheKeepBudget) {
+  try {
+    TinyZero3 tiny(true, /*keep_layers=*/1, true, false, std::nullopt, 2, /*resident=*/true);
+    FAIL() << "two layers kept whole within a budget of one";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("raise it to at least 1, or set cuda_graphs: false"), std::string::npos) << e.what();
+  }
+}
+
+// Three optimizer steps of three micro-batches: each step's loss and, after the last, the master
+// weights. The steps after the first train on weights gathered again after an update (in place,
+// when resident): stale ones would change the losses.
+struct Trained {
+  std::vector<double> losses;
+  std::vector<at::Tensor> masters;
+  std::vector<const void*> addresses;  // the model's layer weights', after each step
+};
+
+Trained train_three_steps(bool layers_train, bool checkpointing, std::optional<int64_t> only_layer, bool resident) {
+  TinyZero3 tiny(layers_train, /*keep_layers=*/resident ? 2 : 0, checkpointing, false, only_layer, 2, resident);
+  Zero3Parameters& z3 = *tiny.z3;
+  TrainerOptions options;
+  options.schedule = {.type = "constant", .peak = 1e-2, .warmup_steps = 0, .total_steps = 3};
+  options.log_to_console = false;
+  options.before_forward = [&] { z3.gather_outer(); };
+  options.after_forward = [&] { z3.release_outer(); };
+  options.sharded_step = [&](double lr, double max_norm) { return z3.step(lr, max_norm); };
+  options.sharded_state_bytes = [&] { return z3.state_bytes(); };
+  options.sharded_state_tensors = [&] { return z3.state_tensors(); };
+  Trainer trainer(*tiny.model, {}, options);
+  Trained out;
+  for (int64_t s = 0; s < 3; ++s) {
+    at::manual_seed(100 + s);
+    out.losses.push_back(trainer.step(testing::random_batches(tiny.config.vocab_size, 3, 2, 8)).loss);
+    for (const auto& [name, t] : tiny.model->parameters()) {
+      if (decoder_layer_of(name) >= 0) out.addresses.push_back(t.defined() ? t.data_ptr() : nullptr);
+    }
+  }
+  for (const auto& [name, tensor] : z3.state_tensors()) {
+    if (name.rfind("param@", 0) == 0) out.masters.push_back(tensor.clone());
+  }
+  return out;
+}
+
+TEST(Zero3Resident, TrainsAsGatheredLayersDoWithTheWeightsWhereTheyWere) {
+  for (const bool checkpointing : {false, true}) {
+    for (int method = 0; method < 3; ++method) {  // trainable layers, frozen layers, freeze (layer 1 trains)
+      SCOPED_TRACE(std::string(checkpointing ? "checkpointing, " : "") + std::to_string(method));
+      const bool layers_train = method == 0;
+      const std::optional<int64_t> only_layer = method == 2 ? std::optional<int64_t>(1) : std::nullopt;
+      const Trained gathered = train_three_steps(layers_train, checkpointing, only_layer, /*resident=*/false);
+      const Trained resident = train_three_steps(layers_train, checkpointing, only_layer, /*resident=*/true);
+      ASSERT_EQ(resident.losses.size(), 3u);
+      EXPECT_GT(std::abs(gathered.losses[2] - gathered.losses[0]), 1e-3) << "training moved";
+      for (size_t i = 0; i < 3; ++i) EXPECT_NEAR(resident.losses[i], gathered.losses[i], 1e-5) << "step " << i + 1;
+      ASSERT_EQ(resident.masters.size(), gathered.masters.size());
+      ASSERT_FALSE(resident.masters.empty());
+      for (size_t i = 0; i < resident.masters.size(); ++i) {
+        EXPECT_TRUE(at::allclose(resident.masters[i], gathered.masters[i], 1e-5, 1e-7)) << i;
+      }
+      // Resident: the weights stay put from step to step; gathered: nothing whole between steps.
+      const size_t n = resident.addresses.size() / 3;
+      for (size_t i = 0; i < n; ++i) {
+        EXPECT_NE(resident.addresses[i], nullptr);
+        EXPECT_EQ(resident.addresses[i], resident.addresses[n + i]);
+        EXPECT_EQ(resident.addresses[i], resident.addresses[2 * n + i]);
+      }
+    }
+  }
 }
 
 TEST(Zero3GatherEngine, AutoTakesTheCopyEnginesForLargeLayersOverNccl) {

@@ -87,7 +87,8 @@ struct LayerGraphs::Bucket {
   std::vector<Layer> layers;  // [first_layer_, layers_)
 };
 
-LayerGraphs::LayerGraphs(CausalLM& model) : model_(model) {
+LayerGraphs::LayerGraphs(CausalLM& model, std::function<void(int64_t layer)> weights_ready)
+    : model_(model), weights_ready_(std::move(weights_ready)) {
   const ModelConfig& config = model_.config();
   layers_ = config.num_hidden_layers;
   first_layer_ = model_.first_trained_layer();
@@ -202,6 +203,9 @@ void LayerGraphs::capture(Bucket& b) {
 
   c10::cuda::CUDAStream main = c10::cuda::getCurrentCUDAStream(device.index());
   c10::cuda::CUDAStream side = device_->stream;
+  if (weights_ready_) {  // ordered on the main stream, which the capture stream waits for next
+    for (int64_t layer = first_layer_; layer < layers_; ++layer) weights_ready_(layer);
+  }
   at::cuda::CUDAEvent inputs_ready;
   inputs_ready.record(main);
   inputs_ready.block(side);
@@ -283,6 +287,7 @@ void LayerGraphs::capture(Bucket& b) {
 
 at::Tensor LayerGraphs::run(int64_t layer, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                             const AttentionLayout& layout) {
+  if (weights_ready_) weights_ready_(layer);
   const bool graphed = layer >= first_layer_ && model_.training() && at::GradMode::is_enabled() &&
                        layout.cu_seqlens.defined() && x.is_cuda();
   if (!graphed) return model_.layer_forward(layer, x, cos, sin, layout);
@@ -348,7 +353,7 @@ std::vector<at::Tensor> LayerGraphs::backward(int64_t layer, const at::Tensor& g
 struct LayerGraphs::Device {};
 struct LayerGraphs::Bucket {};
 
-LayerGraphs::LayerGraphs(CausalLM& model) : model_(model) {
+LayerGraphs::LayerGraphs(CausalLM& model, std::function<void(int64_t)>) : model_(model) {
   throw InputError("cuda_graphs: this build of pdsd has no CUDA (configure with -DPDSD_CUDA=ON)");
 }
 LayerGraphs::~LayerGraphs() = default;

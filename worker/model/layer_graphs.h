@@ -20,6 +20,12 @@
 //   LayerGraphs graphs(model);                     // after LoRA adapters exist, before training
 //   model.set_layer_runner(graphs.runner(), [](int64_t) { return false; });
 //
+// Under ZeRO-3 the layers' weights are the views Zero3Parameters keeps resident (Zero3Options::
+// resident_layers): fixed addresses, refilled in place after each update, the trainable ones views
+// of one flat leaf per layer whose gradient is reduce-scattered as without graphs. `weights_ready`
+// (Zero3Parameters::wait_for_layer) is then called before each layer runs, so that a replay waits
+// for the update's gather of its weights.
+//
 // Batches it cannot run (no cu_seqlens, CPU, not training or grad mode off: evaluation) run eagerly.
 // Memory: with full fine-tuning the pool also holds one layer set's gradients, copied from there into
 // .grad (about one bf16/fp32 copy of the trained weights more than eager ZeRO-2 keeps at its peak).
@@ -47,7 +53,7 @@ class LayerGraphs {
  public:
   // Graphs the layers from the model's first trained layer up (those below run without autograd);
   // LoRA casts per step are turned off (the graphs cast the fp32 adapters themselves).
-  explicit LayerGraphs(CausalLM& model);
+  explicit LayerGraphs(CausalLM& model, std::function<void(int64_t layer)> weights_ready = {});
   ~LayerGraphs();
   LayerGraphs(const LayerGraphs&) = delete;
   LayerGraphs& operator=(const LayerGraphs&) = delete;
@@ -77,6 +83,7 @@ class LayerGraphs {
   void check_trained_tensors_unmoved() const;
 
   CausalLM& model_;
+  std::function<void(int64_t)> weights_ready_;
   int64_t first_layer_ = 0;
   int64_t layers_ = 0;
   bool recompute_ = false;

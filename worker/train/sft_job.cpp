@@ -327,8 +327,11 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
     for (const auto& [name, t] : model.parameters()) {
       if (name.rfind("model.layers.0.", 0) == 0) layer_bytes += t.numel() * static_cast<int64_t>(c10::elementSize(compute));
     }
-    bool copy_engines = gathers_on_copy_engines(
-        config.zero3_gather_engine, collectives != nullptr && collectives->reduces_on_gpu(), env.world_size, layer_bytes);
+    // cuda_graphs: the layers stay whole where the graphs read them (Zero3Options::resident_layers),
+    // gathered by the SMs into memory of their own, not into gather slots.
+    bool copy_engines = !config.cuda_graphs && gathers_on_copy_engines(config.zero3_gather_engine,
+                                                                       collectives != nullptr && collectives->reduces_on_gpu(),
+                                                                       env.world_size, layer_bytes);
     std::string auto_declined;  // why auto, choosing the copy engines, could not have them
     if (copy_engines && config.zero3_gather_engine == "auto" && !collectives->agree_on_copy_engines()) {
       copy_engines = false;  // every rank computed the same choice above and asked; all got the same answer
@@ -340,7 +343,8 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
         comm, Zero3Options{.compute_dtype = compute, .device = device, .adam = options.adam, .reduce_dtype = reduce_dtype,
                            .copy_engine_gathers = copy_engines,
                            .keep_gathered_bytes = keep_bytes,
-                           .gradient_checkpointing = config.gradient_checkpointing});
+                           .gradient_checkpointing = config.gradient_checkpointing,
+                           .resident_layers = config.cuda_graphs});
     model.set_layer_runner(zero3_params->layer_runner(), [z3 = zero3_params.get()](int64_t layer) { return z3->layer_trains(layer); });
     options.before_forward = [&zero3_params] { zero3_params->gather_outer(); };
     options.after_forward = [&zero3_params] { zero3_params->release_outer(); };
@@ -359,14 +363,19 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
       } else {
         log::info(key, why_not, "; layer all-gathers run on SMs (into fixed gather slots)");
       }
-    } else if (lead && config.zero3_gather_engine == "auto" && env.world_size > 1) {
+    } else if (lead && config.zero3_gather_engine == "auto" && env.world_size > 1 && !config.cuda_graphs) {
       log::info("zero3_gather_engine auto: layer all-gathers run on SMs (",
                 !auto_declined.empty() ? auto_declined
                                        : str(layer_bytes >> 20, " MiB per layer, under ", kCopyEngineLayerBytes >> 20,
                                              " MiB, or not over NCCL"),
                 ")");
     }
-    if (lead && config.zero3_keep_gathered_mb > 0 && model_config.num_hidden_layers > 0) {
+    if (lead && config.cuda_graphs) {
+      log::info("zero_stage 3 with cuda_graphs: every layer stays whole on each rank (", zero3_params->most_kept_bytes() >> 20,
+                " MiB of zero3_keep_gathered_mb ", config.zero3_keep_gathered_mb, ") where the graphs read it; ",
+                zero3_params->trains_anything() ? "trainable layers are gathered again in place after each update"
+                                                : "gathered once for the job");
+    } else if (lead && config.zero3_keep_gathered_mb > 0 && model_config.num_hidden_layers > 0) {
       const int64_t gathered = zero3_params->gathered_layer_bytes();
       const int64_t keep = std::min<int64_t>(model_config.num_hidden_layers, keep_bytes / gathered);
       log::info("zero3_keep_gathered_mb ", config.zero3_keep_gathered_mb, ": ", keep, " of ", model_config.num_hidden_layers,
@@ -374,9 +383,11 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
     }
     if (lead) {
       log::info("zero_stage 3: ", zero3_params->parameter_bytes(), " bytes of weights at rest on this rank (1/",
-                env.world_size, " of each layer); each layer is gathered for its forward and backward",
-                config.gradient_checkpointing ? " (recomputed there: gradient_checkpointing)"
-                                              : " (not recomputed: gradient_checkpointing off, autograd keeps the activations)");
+                env.world_size, " of each layer)",
+                config.cuda_graphs                ? ""
+                : config.gradient_checkpointing ? "; each layer is gathered for its forward and backward (recomputed there: gradient_checkpointing)"
+                                                  : "; each layer is gathered for its forward and backward (not recomputed: "
+                                                    "gradient_checkpointing off, autograd keeps the activations)");
     }
   }
   std::unique_ptr<GradientBuckets> buckets;
@@ -503,7 +514,9 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
       throw InputError("cuda_graphs: true needs padding-free micro-batches: padding_free: true with bf16 or fp16 on a GPU "
                        "that runs flash attention (compute capability 8.0 or newer)");
     }
-    layer_graphs = std::make_unique<LayerGraphs>(model);
+    std::function<void(int64_t)> weights_ready;
+    if (zero3_params) weights_ready = [z3 = zero3_params.get()](int64_t layer) { z3->wait_for_layer(layer); };
+    layer_graphs = std::make_unique<LayerGraphs>(model, std::move(weights_ready));
     model.set_layer_runner(layer_graphs->runner(), [](int64_t) { return false; });  // the model's own tensors say
     // Every micro-batch this rank will train on is known now: capture all their buckets before step 1.
     std::vector<std::pair<int64_t, int64_t>> shapes;

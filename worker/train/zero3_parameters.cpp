@@ -34,6 +34,10 @@ struct Zero3Parameters::Unit {
   dist::PendingCollective prefetch;                // its all-gather
   at::Tensor retained;                             // [padded], kept whole since its last run (release)
   bool kept = false;                               // retained under the keep budget, not just for a turn
+  // Zero3Options::resident_layers: `full` gathered again after an update, in flight until waited for;
+  // written through `full_alias` (same memory, a version counter of its own, see refresh_resident).
+  dist::PendingCollective refresh;
+  at::Tensor full_alias;
   // Without gradient checkpointing: the gathered memory the weights autograd saved in forward view.
   // Emptied after the forward (saved_bytes to refill) and refilled before the backward, in place.
   c10::Storage saved;
@@ -113,6 +117,19 @@ Zero3Parameters::Zero3Parameters(CausalLM& model, const std::map<std::string, at
     for (const auto& shape : u->shapes) numels.push_back(c10::multiply_integers(shape));
     u->layout.emplace(numels, comm_.rank, comm_.world_size);
   }
+  if (options_.resident_layers) {
+    PDSD_CHECK(!options_.copy_engine_gathers, "ZeRO-3: resident layers take no gather slots (zero3_gather_engine copy)");
+    int64_t bytes = 0;
+    for (size_t i = 1; i < units_.size(); ++i) {
+      bytes += units_[i]->layout->padded * static_cast<int64_t>(c10::elementSize(options_.compute_dtype));
+    }
+    if (bytes > options_.keep_gathered_bytes) {
+      throw InputError(str("cuda_graphs with zero_stage 3 keeps every decoder layer whole on each rank (", (bytes + (1 << 20) - 1) >> 20,
+                           " MiB here, as replicated weights would be; the fp32 masters, optimizer state and gradients stay "
+                           "sharded), but zero3_keep_gathered_mb is ", static_cast<double>(options_.keep_gathered_bytes) / (1 << 20),
+                           ": raise it to at least ", (bytes + (1 << 20) - 1) >> 20, ", or set cuda_graphs: false"));
+    }
+  }
   // Copy-engine gathers: every layer's shard in one region of gather memory and a few slots for the
   // gathered layers in another, asked for in the same sizes and order on every rank (the shards are
   // equal in size on every rank). The outer unit keeps ordinary memory: it is gathered at most once a
@@ -154,6 +171,51 @@ Zero3Parameters::Zero3Parameters(CausalLM& model, const std::map<std::string, at
     }
     for (const auto& name : unit.names) model_.parameters()[name] = at::Tensor();  // nothing whole at rest
   }
+  if (options_.resident_layers) make_resident();
+}
+
+void Zero3Parameters::make_resident() {
+  for (size_t i = 1; i < units_.size(); ++i) {
+    Unit& unit = *units_[i];
+    {
+      at::NoGradGuard no_grad;
+      unit.full = at::zeros({unit.layout->padded}, unit.shard.options());
+      // Not a view: an alias over the same memory with a version counter of its own.
+      unit.full_alias = at::for_blob(unit.full.data_ptr(), {unit.layout->padded})
+                            .options(unit.full.options())
+                            .target_device(unit.full.device())
+                            .make_tensor();
+    }
+    // The weights as views of the layer, once: as leaves of one flat leaf when the layer trains
+    // (gather() explains why), whose post-accumulate hook reduce-scatters each micro-batch's
+    // gradient as without resident layers. Made once, these views stay the model's weights for the
+    // whole job, at the same addresses.
+    gather(unit, /*as_leaves=*/unit.trains);
+    if (unit.trains) {
+      torch::autograd::impl::set_post_acc_grad_hooks(unit.flat_leaf, std::make_unique<ReduceWhenAccumulated>(this, &unit));
+    }
+    refresh_resident(unit);
+    kept_bytes_ += gathered_bytes(unit);  // counted against the budget (a frozen outer unit kept too)
+  }
+  most_layers_kept_ = static_cast<int64_t>(units_.size()) - 1;
+  most_kept_bytes_ = kept_bytes_;
+}
+
+// The new weights written into the layer's memory, through an alias whose version counter is not the
+// weights' own: the weights' views keep their autograd history, which an in-place write they saw would
+// have autograd rebuild per view (one full-size gradient each), and no graph that saved them is alive
+// after an update.
+void Zero3Parameters::refresh_resident(Unit& unit) {
+  at::NoGradGuard no_grad;
+  if (comm_.all_gather_async) {
+    unit.refresh = comm_.all_gather_async(unit.full_alias, unit.shard);
+  } else {
+    comm_.all_gather(unit.full_alias, unit.shard);
+  }
+}
+
+void Zero3Parameters::wait_for_layer(int64_t layer) {
+  if (options_.resident_layers) units_.at(static_cast<size_t>(layer) + 1)->refresh.wait();
 }
 
 Zero3Parameters::~Zero3Parameters() = default;
@@ -166,7 +228,8 @@ void Zero3Parameters::gather(Unit& unit, bool as_leaves) {
   // leaves: gathered from the fp32 masters, they accumulate in fp32 (as whole weights do without
   // ZeRO-3). Layers are reduced into the fp32 shard after every backward, so bf16 suffices there.
   const at::Tensor& source = as_leaves && &unit == units_[0].get() ? unit.master : unit.shard;
-  if (unit.retained.defined()) {  // still whole from its last run (see release)
+  if (resident(unit)) {  // filled by refresh_resident
+  } else if (unit.retained.defined()) {  // still whole from its last run (see release)
     unit.full = std::exchange(unit.retained, at::Tensor());
   } else if (source.is_same(unit.shard)) {
     unit.full = gathered_shard(unit);
@@ -179,7 +242,7 @@ void Zero3Parameters::gather(Unit& unit, bool as_leaves) {
   // before anything views it. A layer that runs once (no gradient checkpointing) stays in its slot:
   // its memory is moved out from under autograd's saved weights right after its forward, which
   // frees the slot, and a fresh gather's moved back before its backward (run_once).
-  if (&unit != units_[0].get() && !unit.kept && keepable(unit)) keep(unit);
+  if (&unit != units_[0].get() && !resident(unit) && !unit.kept && keepable(unit)) keep(unit);
   if (unit.kept && slots_ && slots_->holds(unit.full)) unit.full = unit.full.clone();
   unit.leaves.clear();
   if (as_leaves && &unit != units_[0].get()) {
@@ -351,6 +414,16 @@ void Zero3Parameters::drop_kept(Unit& unit) {
 }
 
 CausalLM::LayerRunner Zero3Parameters::layer_runner() {
+  if (options_.resident_layers) {  // the weights are always there; only an update's gather to wait for
+    return [this](int64_t layer, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                  const AttentionLayout& attention) -> at::Tensor {
+      wait_for_layer(layer);
+      if (at::GradMode::is_enabled() && x.requires_grad() && options_.gradient_checkpointing) {
+        return checkpointed_layer_forward(model_, layer, x, cos, sin, attention);
+      }
+      return model_.layer_forward(layer, x, cos, sin, attention);
+    };
+  }
   return [this](int64_t layer, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                 const AttentionLayout& attention) -> at::Tensor {
     backward_follows_ = at::GradMode::is_enabled() && x.requires_grad();
@@ -479,7 +552,11 @@ at::Tensor Zero3Parameters::step(double lr, double max_grad_norm) {
     if (!u->trains) continue;
     u->shard.copy_(u->master);
     u->grad.zero_();
-    drop_kept(*u);  // the weights it held are the old ones
+    if (resident(*u)) {
+      refresh_resident(*u);  // in place; the next forward waits for it (wait_for_layer)
+    } else {
+      drop_kept(*u);  // the weights it held are the old ones
+    }
   }
   return norm;
 }
@@ -561,7 +638,11 @@ void Zero3Parameters::masters_changed() {
   for (auto& u : units_) {
     if (!u->trains) continue;
     u->shard.copy_(u->master);
-    drop_kept(*u);
+    if (resident(*u)) {
+      refresh_resident(*u);
+    } else {
+      drop_kept(*u);
+    }
   }
 }
 

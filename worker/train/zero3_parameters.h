@@ -69,6 +69,14 @@ struct Zero3Options {
   // emptied after its forward and refilled before its backward. A trainable layer's gradient is then
   // reduce-scattered once autograd has accumulated it (a hook).
   bool gradient_checkpointing = true;
+  // Every layer whole, always, in memory of its own that never moves (job key cuda_graphs under
+  // ZeRO-3: a CUDA graph reads its weights at the addresses it was captured with). Each layer is
+  // gathered once at the start; a frozen one never again, a trainable one again after every optimizer
+  // step, in place (all of them issued at once after the update, each waited for before its layer's
+  // first run: wait_for_layer). What stays sharded: the fp32 masters, the AdamW state and the
+  // gradients (reduce-scattered as without it). The layers must fit keep_gathered_bytes, the budget
+  // for whole layers; else the constructor throws, naming zero3_keep_gathered_mb. No gather slots.
+  bool resident_layers = false;
 };
 
 // Job key zero3_gather_engine: whether the layers' all-gathers go to the copy engines. copy: yes;
@@ -90,6 +98,9 @@ class Zero3Parameters final : public LayerWeights {
   ~Zero3Parameters() override;
 
   CausalLM::LayerRunner layer_runner();
+  // Zero3Options::resident_layers: makes the layer's weights current (waits for its in-place gather
+  // after an update) before a run that does not go through layer_runner (CUDA graphs). No-op otherwise.
+  void wait_for_layer(int64_t layer);
   // Whether a layer's weights train (CausalLM::set_layer_runner's weights_train).
   bool layer_trains(int64_t layer) const;
   void gather_outer();   // before forward (training or eval)
@@ -193,6 +204,11 @@ class Zero3Parameters final : public LayerWeights {
   int64_t kept_bytes_ = 0;         // units kept whole under options_.keep_gathered_bytes
   int64_t layers_kept_ = 0, most_layers_kept_ = 0, most_kept_bytes_ = 0;
   int64_t runs_without_recompute_ = 0;
+  // Zero3Options::resident_layers: every layer gathered for good (constructor), and a trainable one
+  // gathered again into the same memory after an update.
+  void make_resident();
+  void refresh_resident(Unit& unit);
+  bool resident(const Unit& unit) const { return options_.resident_layers && &unit != units_[0].get(); }
   bool keepable(const Unit& unit) const;  // kept, or would be at its next gather
   static int64_t gathered_bytes(const Unit& unit);  // the unit whole, in the compute dtype
   void keep(Unit& unit);  // kept whole from now, counted in the budget (see release)
