@@ -15,6 +15,7 @@
 
 #include "common/error.h"
 #include "tests/support/autograd_graph.h"
+#include "tests/support/one_rank_shard_comm.h"
 #include "tests/support/random_batches.h"
 #include "worker/model/causal_lm.h"
 #include "worker/model_weights.h"
@@ -24,24 +25,7 @@
 namespace pdsd {
 namespace {
 
-struct Counted {
-  int64_t gathers = 0;
-  ShardComm comm() {
-    ShardComm c{.rank = 0, .world_size = 1};
-    c.reduce_scatter_sum = [](const at::Tensor& out, const at::Tensor& in) { out.copy_(in); };
-    c.all_gather = [this](const at::Tensor& out, const at::Tensor& in) { ++gathers, out.copy_(in); };
-    c.all_gather_async = [this](const at::Tensor& out, const at::Tensor& in) {
-      ++gathers, out.copy_(in);
-      return dist::PendingCollective();
-    };
-    c.reduce_scatter_async = [](const at::Tensor& out, const at::Tensor& in) {
-      out.copy_(in);
-      return dist::PendingCollective();
-    };
-    c.all_reduce_sum = [](const at::Tensor&) {};
-    return c;
-  }
-};
+using Counted = testing::OneRankShardComm;
 
 // The shipped tiny model (2 layers) under ZeRO-3 in one process, its all-gathers counted copies;
 // the layers frozen (a LoRA base, in effect) or trainable, the outer unit trainable, and the keep

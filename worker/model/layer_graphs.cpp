@@ -68,6 +68,30 @@ struct GraphedLayer : public torch::autograd::Function<GraphedLayer> {
 
 }  // namespace
 
+namespace {
+
+// Model weights replaced for a capture, put back when it ends (or fails).
+class StandIns {
+ public:
+  explicit StandIns(CausalLM& model) : model_(model) {}
+  ~StandIns() {
+    for (auto& [name, original] : originals_) model_.parameters()[name] = std::move(original);
+  }
+  StandIns(const StandIns&) = delete;
+  StandIns& operator=(const StandIns&) = delete;
+  const at::Tensor& replace(const std::string& name, at::Tensor stand_in) {
+    at::Tensor& slot = model_.parameters().at(name);
+    originals_.emplace_back(name, std::exchange(slot, std::move(stand_in)));
+    return slot;
+  }
+
+ private:
+  CausalLM& model_;
+  std::vector<std::pair<std::string, at::Tensor>> originals_;
+};
+
+}  // namespace
+
 struct LayerGraphs::Device {
   c10::cuda::CUDAStream stream;  // captures run here (a stream of our own: nothing else may use it then)
   at::cuda::MempoolId_t pool;
@@ -114,7 +138,14 @@ LayerGraphs::LayerGraphs(CausalLM& model, std::function<void(int64_t layer)> wei
     trained_address_.emplace_back();
     for (const auto& t : tensors) trained_address_.back().push_back(t.data_ptr());
   }
-  const at::Device device = model_.lm_head_weight().device();
+  // The device of the layers' weights (under ZeRO-3 the outer unit, lm_head with it, is not whole now).
+  at::Device device = at::kCPU;
+  for (const auto& [name, t] : model_.parameters()) {
+    if (t.defined() && decoder_layer_of(name) >= 0) {
+      device = t.device();
+      break;
+    }
+  }
   PDSD_CHECK(device.is_cuda(), "cuda_graphs: the model is on ", device.str(), ", not on a GPU");
   // The worker's GPU need not be the current device (a rank runs on cuda:<local rank>).
   c10::cuda::CUDAGuard on_device(device.index());
@@ -212,9 +243,24 @@ void LayerGraphs::capture(Bucket& b) {
   AttentionLayout layout;
   layout.cu_seqlens = b.cu_seqlens;
   layout.max_seqlen = b.tokens;
-  auto inputs_of = [this](int64_t layer, const at::Tensor& leaf) {
+  // Trained tensors that are not leaves (ZeRO-3's weights: views of a layer's flat leaf, made on
+  // another stream) are captured through leaves of their own over the same memory: the gradient is
+  // then taken there, and autograd does not hand it to the views' nodes, which would make the stream
+  // they were made on wait for the capture. The replays' gradients still reach the views.
+  std::vector<std::vector<at::Tensor>> captured_inputs = trained_;
+  StandIns stand_ins(model_);
+  for (int64_t layer = first_layer_; layer < layers_; ++layer) {
+    for (size_t i = 0; i < trained_[layer].size(); ++i) {
+      const at::Tensor& t = trained_[layer][i];
+      if (t.is_leaf()) continue;
+      PDSD_CHECK(trained_names_[layer][i].second == 0, "cuda_graphs: LoRA adapter '", trained_names_[layer][i].first,
+                 "' is not a leaf");
+      captured_inputs[layer][i] = stand_ins.replace(trained_names_[layer][i].first, t.detach().requires_grad_(true));
+    }
+  }
+  auto inputs_of = [&captured_inputs](int64_t layer, const at::Tensor& leaf) {
     std::vector<at::Tensor> inputs{leaf};
-    inputs.insert(inputs.end(), trained_[layer].begin(), trained_[layer].end());
+    inputs.insert(inputs.end(), captured_inputs[layer].begin(), captured_inputs[layer].end());
     return inputs;
   };
   // Captured as training runs (LoRA dropout on), whenever the capture happens: before step 1 the
