@@ -72,15 +72,15 @@ void check_combinations(const JobConfig& c) {
   }
   // Under ZeRO-3 the graphs read every layer whole where it stays (Zero3Options::resident_layers):
   // gathered by the SMs into memory of its own, within the budget for whole layers.
-  if (c.cuda_graphs && c.zero_stage == 3 && c.zero3_gather_engine == "copy") {
+  if (c.cuda_graphs == "true" && c.zero_stage == 3 && c.zero3_gather_engine == "copy") {
     fail(c, "cuda_graphs", "with zero_stage: 3 keeps every layer whole in memory of its own, gathered by the SMs; "
                            "zero3_gather_engine: copy gathers into a few shared slots instead: use zero3_gather_engine auto or sm");
   }
-  if (c.cuda_graphs && c.zero_stage == 3 && c.zero3_keep_gathered_mb <= 0) {
+  if (c.cuda_graphs == "true" && c.zero_stage == 3 && c.zero3_keep_gathered_mb <= 0) {
     fail(c, "cuda_graphs", "with zero_stage: 3 keeps every layer whole within zero3_keep_gathered_mb, which is 0: "
                            "raise it to the model's layers in the compute dtype, or set cuda_graphs: false");
   }
-  if (c.cuda_graphs && c.gradient_checkpointing && c.finetuning_type == "lora" && c.lora_dropout > 0) {
+  if (c.cuda_graphs == "true" && c.gradient_checkpointing && c.finetuning_type == "lora" && c.lora_dropout > 0) {
     fail(c, "cuda_graphs", str("with gradient_checkpointing, the recomputed layer would draw other dropout masks than its ",
                                "forward (lora_dropout ", c.lora_dropout, "); set gradient_checkpointing: false or lora_dropout: 0"));
   }

@@ -56,8 +56,9 @@ struct JobConfig {
   int64_t zero_stage = 0;  // 0: DDP (replicated); 1, 2, 3: ZeRO stages
   bool gradient_checkpointing = true;
   // Decoder layers replayed as CUDA graphs (worker/model/layer_graphs.h): for small models, whose
-  // steps are bound by the host's per-operator cost rather than by the GPU.
-  bool cuda_graphs = false;
+  // steps are bound by the host's per-operator cost rather than by the GPU. auto | true | false
+  // (common/cuda_graphs_choice.h).
+  std::string cuda_graphs = "auto";
   std::string ddp_backend = "auto";  // auto | nccl | gloo
   double ddp_bucket_cap_mb = 25;  // DDP gradient bucket size (transformers' name and default)
   std::string communication_data_type = "auto";  // auto | fp32 | bf16: precision gradients are reduced in

@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/cuda_graphs_choice.h"
+#include "common/error.h"
 #include "common/job_config.h"
 
 namespace pdsd {
@@ -128,6 +130,55 @@ TEST(ConfigValidation, CudaGraphsWithZero3CopyGathersOrNoKeepBudgetOrCheckpointe
             std::string::npos) << e;
   EXPECT_NO_THROW(parse_job_config(base_config("cuda_graphs: true\nfinetuning_type: lora\nlora_dropout: 0.1\n"
                                                     "gradient_checkpointing: false\n"), "job.yaml", {}));
+}
+
+// cuda_graphs auto takes the graphs where they can run and the layers are small (host-bound);
+// true asks for them and names why they cannot run.
+TEST(CudaGraphsChoice, AutoTakesThemForSmallLayersWhereTheyCanRun) {
+  JobConfig c;
+  ASSERT_EQ(c.cuda_graphs, "auto");
+  const int64_t qwen05b_layer = 29LL << 20, qwen7b_layer = 466LL << 20;
+  CudaGraphsFacts small{.on_gpu = true, .padding_free = true, .layer_bytes = qwen05b_layer, .all_layers_bytes = 24 * qwen05b_layer};
+  EXPECT_TRUE(choose_cuda_graphs(c, small).on);
+  CudaGraphsFacts large = small;
+  large.layer_bytes = qwen7b_layer;
+  EXPECT_FALSE(choose_cuda_graphs(c, large).on);
+  EXPECT_NE(choose_cuda_graphs(c, large).why.find("466 MiB keep the GPU busy"), std::string::npos);
+  CudaGraphsFacts cpu = small;
+  cpu.on_gpu = false;
+  EXPECT_FALSE(choose_cuda_graphs(c, cpu).on);
+  CudaGraphsFacts padded = small;
+  padded.padding_free = false;
+  EXPECT_FALSE(choose_cuda_graphs(c, padded).on);
+  // LoRA dropout recomputed under checkpointing would draw other masks.
+  c.finetuning_type = "lora", c.lora_dropout = 0.1;
+  EXPECT_FALSE(choose_cuda_graphs(c, small).on);
+  c.gradient_checkpointing = false;
+  EXPECT_TRUE(choose_cuda_graphs(c, small).on);
+  // ZeRO-3: every layer whole within the keep budget (2048 MiB by default), not in copy-engine slots.
+  c = JobConfig{};
+  c.zero_stage = 3;
+  EXPECT_TRUE(choose_cuda_graphs(c, small).on);
+  c.zero3_keep_gathered_mb = 600;
+  EXPECT_FALSE(choose_cuda_graphs(c, small).on) << "24 layers of 29 MiB do not fit 600 MiB";
+  c.zero3_keep_gathered_mb = 2048, c.zero3_gather_engine = "copy";
+  EXPECT_FALSE(choose_cuda_graphs(c, small).on);
+  // true where they cannot run: an error naming the key and the reason; false: never.
+  c = JobConfig{};
+  c.cuda_graphs = "true";
+  EXPECT_TRUE(choose_cuda_graphs(c, large).on) << "true overrides the size rule";
+  try {
+    choose_cuda_graphs(c, cpu);
+    FAIL() << "cuda_graphs: true on the CPU";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("cuda_graphs: true, but the worker runs on the CPU"), std::string::npos) << e.what();
+  }
+  c.cuda_graphs = "false";
+  EXPECT_FALSE(choose_cuda_graphs(c, small).on);
+  // The YAML booleans read as the key's words.
+  EXPECT_EQ(parse_job_config(base_config("cuda_graphs: true\n"), "job.yaml", {}).cuda_graphs, "true");
+  EXPECT_EQ(parse_job_config(base_config(""), "job.yaml", {"cuda_graphs=false"}).cuda_graphs, "false");
+  EXPECT_NE(error_of(base_config("cuda_graphs: sometimes\n")).find("cuda_graphs"), std::string::npos);
 }
 
 TEST(ConfigValidation, ResumeWhileOverwriting) {

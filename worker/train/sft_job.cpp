@@ -12,6 +12,7 @@
 #include <random>
 #include <sstream>
 
+#include "common/cuda_graphs_choice.h"
 #include "common/error.h"
 #include "common/host_threads.h"
 #include "common/log.h"
@@ -247,6 +248,24 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
                            .world_size = env.world_size, .rank = env.rank,
                            .gradient_accumulation_steps = config.gradient_accumulation_steps, .pad_id = 0};
   BatchPlan plan(std::move(train_examples), batching);
+  // CUDA graphs of the decoder layers (cuda_graphs: auto takes them for host-bound models).
+  CudaGraphsFacts graph_facts{.on_gpu = device.is_cuda(), .padding_free = padding_free};
+  {
+    std::map<int64_t, int64_t> layer_numel;
+    for (const auto& [name, view] : weights.tensors) {
+      if (const int64_t layer = decoder_layer_of(name); layer >= 0) layer_numel[layer] += view.numel();
+    }
+    const auto element = static_cast<int64_t>(c10::elementSize(compute));
+    for (const auto& [layer, numel] : layer_numel) {
+      const int64_t padded = (numel + env.world_size - 1) / env.world_size * env.world_size;  // as ZeRO-3 lays it out
+      graph_facts.layer_bytes = std::max(graph_facts.layer_bytes, numel * element);
+      graph_facts.all_layers_bytes += padded * element;
+    }
+  }
+  const CudaGraphsChoice graphs = choose_cuda_graphs(config, graph_facts);
+  if (lead && config.cuda_graphs == "auto" && graph_facts.on_gpu) {
+    log::info("cuda_graphs auto: ", graphs.on ? "on" : "off", " (", graphs.why, ")");
+  }
   const int64_t total_steps = plan.total_steps(config.num_train_epochs, config.max_steps);
   if (lead) {
     log::info("device ", device.str(), (compute == at::kBFloat16 ? ", bf16 compute" : compute == at::kHalf ? ", fp16 compute" : ", fp32 compute"),
@@ -329,7 +348,7 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
     }
     // cuda_graphs: the layers stay whole where the graphs read them (Zero3Options::resident_layers),
     // gathered by the SMs into memory of their own, not into gather slots.
-    bool copy_engines = !config.cuda_graphs && gathers_on_copy_engines(config.zero3_gather_engine,
+    bool copy_engines = !graphs.on && gathers_on_copy_engines(config.zero3_gather_engine,
                                                                        collectives != nullptr && collectives->reduces_on_gpu(),
                                                                        env.world_size, layer_bytes);
     std::string auto_declined;  // why auto, choosing the copy engines, could not have them
@@ -344,7 +363,7 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
                            .copy_engine_gathers = copy_engines,
                            .keep_gathered_bytes = keep_bytes,
                            .gradient_checkpointing = config.gradient_checkpointing,
-                           .resident_layers = config.cuda_graphs});
+                           .resident_layers = graphs.on});
     model.set_layer_runner(zero3_params->layer_runner(), [z3 = zero3_params.get()](int64_t layer) { return z3->layer_trains(layer); });
     options.before_forward = [&zero3_params] { zero3_params->gather_outer(); };
     options.after_forward = [&zero3_params] { zero3_params->release_outer(); };
@@ -363,14 +382,14 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
       } else {
         log::info(key, why_not, "; layer all-gathers run on SMs (into fixed gather slots)");
       }
-    } else if (lead && config.zero3_gather_engine == "auto" && env.world_size > 1 && !config.cuda_graphs) {
+    } else if (lead && config.zero3_gather_engine == "auto" && env.world_size > 1 && !graphs.on) {
       log::info("zero3_gather_engine auto: layer all-gathers run on SMs (",
                 !auto_declined.empty() ? auto_declined
                                        : str(layer_bytes >> 20, " MiB per layer, under ", kCopyEngineLayerBytes >> 20,
                                              " MiB, or not over NCCL"),
                 ")");
     }
-    if (lead && config.cuda_graphs) {
+    if (lead && graphs.on) {
       log::info("zero_stage 3 with cuda_graphs: every layer stays whole on each rank (", zero3_params->most_kept_bytes() >> 20,
                 " MiB of zero3_keep_gathered_mb ", config.zero3_keep_gathered_mb, ") where the graphs read it; ",
                 zero3_params->trains_anything() ? "trainable layers are gathered again in place after each update"
@@ -384,7 +403,7 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
     if (lead) {
       log::info("zero_stage 3: ", zero3_params->parameter_bytes(), " bytes of weights at rest on this rank (1/",
                 env.world_size, " of each layer)",
-                config.cuda_graphs                ? ""
+                graphs.on                         ? ""
                 : config.gradient_checkpointing ? "; each layer is gathered for its forward and backward (recomputed there: gradient_checkpointing)"
                                                   : "; each layer is gathered for its forward and backward (not recomputed: "
                                                     "gradient_checkpointing off, autograd keeps the activations)");
@@ -508,12 +527,7 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
   }
   // After any resume (the graphs read the trained tensors where they are at this point).
   std::unique_ptr<LayerGraphs> layer_graphs;
-  if (config.cuda_graphs) {
-    if (!device.is_cuda()) throw InputError(str("cuda_graphs: true needs a GPU; this worker runs on ", device.str()));
-    if (!padding_free) {
-      throw InputError("cuda_graphs: true needs padding-free micro-batches: padding_free: true with bf16 or fp16 on a GPU "
-                       "that runs flash attention (compute capability 8.0 or newer)");
-    }
+  if (graphs.on) {
     std::function<void(int64_t)> weights_ready;
     if (zero3_params) weights_ready = [z3 = zero3_params.get()](int64_t layer) { z3->wait_for_layer(layer); };
     layer_graphs = std::make_unique<LayerGraphs>(model, std::move(weights_ready));
@@ -633,7 +647,8 @@ SftJobResult run_sft_job(const JobConfig& config, const WorkerEnv& env, dist::Co
                           {"zero_stage", config.zero_stage},
                           {"optimizer_state_bytes_per_rank", trainer.optimizer_state_bytes()},
                           {"checkpoint_save_failures", result.failed_saves},
-                          {"parameter_bytes_per_rank", zero3_params ? zero3_params->parameter_bytes() : parameter_bytes}};
+                          {"parameter_bytes_per_rank", zero3_params ? zero3_params->parameter_bytes() : parameter_bytes},
+                          {"cuda_graphs", graphs.on}};
     if (zero3_params) {  // zero3_keep_gathered_mb: whole layers held beside the shards (the most at once)
       all["zero3_layers_kept"] = zero3_layers_kept;
       all["zero3_kept_layer_bytes_per_rank"] = zero3_kept_bytes;
