@@ -125,15 +125,22 @@ void apply(JobConfig& config, const std::string& key, const YAML::Node& node, co
           if (!parse_double(text, config.*member)) fail(origin, key, "expected a number, got " + node_kind(node));
           check_range(*spec, config.*member, text, origin);
         } else {
+          // A key with words beside true and false (cuda_graphs: auto) takes YAML's other spellings of
+          // the two (yes, On, False...) as a bool key would.
+          std::string value = text;
+          bool flag = false;
+          if (std::find(spec->choices.begin(), spec->choices.end(), "true") != spec->choices.end() && parse_bool(value, flag)) {
+            value = flag ? "true" : "false";
+          }
           if (!spec->choices.empty() &&
-              std::find(spec->choices.begin(), spec->choices.end(), text) == spec->choices.end()) {
+              std::find(spec->choices.begin(), spec->choices.end(), value) == spec->choices.end()) {
             std::string list;
             for (const auto& c : spec->choices) list += (list.empty() ? "" : ", ") + (c.empty() ? "\"\"" : c);
-            auto guess = did_you_mean(text, spec->choices);
-            fail(origin, key, str("must be one of ", list, "; got '", text, "'",
+            auto guess = did_you_mean(value, spec->choices);
+            fail(origin, key, str("must be one of ", list, "; got '", value, "'",
                                   guess ? "; did you mean '" + *guess + "'?" : ""));
           }
-          config.*member = text;
+          config.*member = value;
         }
       },
       spec->member);

@@ -46,7 +46,7 @@ const std::vector<FieldSpec>& schema() {
       {"gradient_checkpointing", "parallelism", &J::gradient_checkpointing, {}, {}, false,
        "recompute activations in backward (memory for one hidden state per layer, one extra forward); off: autograd keeps them, under ZeRO-3 too (a layer's gathered memory is given back after its forward and gathered again into place before its backward)"},
       {"cuda_graphs", "parallelism", &J::cuda_graphs, {}, {"auto", "true", "false"}, false,
-       "each decoder layer's forward and backward replayed as CUDA graphs (one launch instead of dozens of operators; GPU, padding-free micro-batches, padded to one of 8 token counts per doubling, at most 12.5% more); under zero_stage 3 every layer then stays whole (within zero3_keep_gathered_mb), only masters, optimizer state and gradients sharded; auto: on where they can run for layers under 128 MiB (host-bound models)"},
+       "each decoder layer's forward and backward replayed as CUDA graphs (one launch instead of dozens of operators; GPU, padding-free micro-batches, padded to one of 8 token counts per doubling, at most 12.5% more); under zero_stage 3 every layer then stays whole on each rank (within zero3_keep_gathered_mb; full fine-tuning: with its bf16 gradients, twice that for auto), the fp32 masters, optimizer state and gradient shards still 1/N; auto: on where they can run for layers under 128 MiB (host-bound models)"},
       {"ddp_backend", "parallelism", &J::ddp_backend, {}, {"auto", "nccl", "gloo"}, false,
        "collectives: nccl (GPUs), gloo (CPU; GPU tensors go through host copies); auto: nccl when every local rank has a GPU"},
       {"ddp_bucket_cap_mb", "parallelism", &J::ddp_bucket_cap_mb, positive(), {}, false,

@@ -23,6 +23,13 @@ std::string cannot_run(const JobConfig& c, const CudaGraphsFacts& f) {
       return str("zero_stage 3 keeps every layer whole under the graphs (", (f.all_layers_bytes + (1 << 20) - 1) >> 20,
                  " MiB here), more than zero3_keep_gathered_mb ", c.zero3_keep_gathered_mb);
     }
+    // Full fine-tuning: the graphs' memory also holds every layer's weight gradients whole (as many
+    // bytes again, until each is reduce-scattered): auto asks the budget to cover both.
+    if (c.cuda_graphs == "auto" && c.finetuning_type == "full" && 2 * f.all_layers_bytes > keep) {
+      return str("zero_stage 3 full fine-tuning under the graphs holds every layer and its gradients whole (",
+                 (2 * f.all_layers_bytes + (1 << 20) - 1) >> 20, " MiB here), more than zero3_keep_gathered_mb ",
+                 c.zero3_keep_gathered_mb);
+    }
   }
   return "";
 }

@@ -157,8 +157,12 @@ TEST(CudaGraphsChoice, AutoTakesThemForSmallLayersWhereTheyCanRun) {
   EXPECT_TRUE(choose_cuda_graphs(c, small).on);
   // ZeRO-3: every layer whole within the keep budget (2048 MiB by default), not in copy-engine slots.
   c = JobConfig{};
-  c.zero_stage = 3;
+  c.zero_stage = 3, c.finetuning_type = "full";
   EXPECT_TRUE(choose_cuda_graphs(c, small).on);
+  c.zero3_keep_gathered_mb = 1000;
+  EXPECT_FALSE(choose_cuda_graphs(c, small).on) << "full: 24 layers of 29 MiB and their gradients do not fit 1000 MiB";
+  c.finetuning_type = "lora";
+  EXPECT_TRUE(choose_cuda_graphs(c, small).on) << "LoRA: the frozen layers alone";
   c.zero3_keep_gathered_mb = 600;
   EXPECT_FALSE(choose_cuda_graphs(c, small).on) << "24 layers of 29 MiB do not fit 600 MiB";
   c.zero3_keep_gathered_mb = 2048, c.zero3_gather_engine = "copy";
@@ -178,6 +182,8 @@ TEST(CudaGraphsChoice, AutoTakesThemForSmallLayersWhereTheyCanRun) {
   // The YAML booleans read as the key's words.
   EXPECT_EQ(parse_job_config(base_config("cuda_graphs: true\n"), "job.yaml", {}).cuda_graphs, "true");
   EXPECT_EQ(parse_job_config(base_config(""), "job.yaml", {"cuda_graphs=false"}).cuda_graphs, "false");
+  EXPECT_EQ(parse_job_config(base_config("cuda_graphs: yes\n"), "job.yaml", {}).cuda_graphs, "true");
+  EXPECT_EQ(parse_job_config(base_config("cuda_graphs: Off\n"), "job.yaml", {}).cuda_graphs, "false");
   EXPECT_NE(error_of(base_config("cuda_graphs: sometimes\n")).find("cuda_graphs"), std::string::npos);
 }
 

@@ -75,6 +75,19 @@ struct TinyZero3 {
   std::unique_ptr<Zero3Parameters> z3;
 };
 
+// The trainer driving ZeRO-3 as the job does: the outer unit around each step, its sharded update.
+TrainerOptions trainer_options(Zero3Parameters& z3, int64_t steps, double lr) {
+  TrainerOptions options;
+  options.schedule = {.type = "constant", .peak = lr, .warmup_steps = 0, .total_steps = steps};
+  options.log_to_console = false;
+  options.before_forward = [&z3] { z3.gather_outer(); };
+  options.after_forward = [&z3] { z3.release_outer(); };
+  options.sharded_step = [&z3](double rate, double max_norm) { return z3.step(rate, max_norm); };
+  options.sharded_state_bytes = [&z3] { return z3.state_bytes(); };
+  options.sharded_state_tensors = [&z3] { return z3.state_tensors(); };
+  return options;
+}
+
 // Trains the tiny model (2 layers) for 2 steps of 3 micro-batches under ZeRO-3 and returns the
 // all-gathers issued by the end of each step.
 std::vector<int64_t> gathers_per_step(bool layers_train, int64_t keep_layers, bool gradient_checkpointing = true,
@@ -84,15 +97,7 @@ std::vector<int64_t> gathers_per_step(bool layers_train, int64_t keep_layers, bo
   Zero3Parameters& z3 = *tiny.z3;
   const ModelConfig& config = tiny.config;
   Counted& counted = tiny.counted;
-  TrainerOptions options;
-  options.schedule = {.type = "constant", .peak = 1e-3, .warmup_steps = 0, .total_steps = 2};
-  options.log_to_console = false;
-  options.before_forward = [&] { z3.gather_outer(); };
-  options.after_forward = [&] { z3.release_outer(); };
-  options.sharded_step = [&](double lr, double max_norm) { return z3.step(lr, max_norm); };
-  options.sharded_state_bytes = [&] { return z3.state_bytes(); };
-  options.sharded_state_tensors = [&] { return z3.state_tensors(); };
-  Trainer trainer(*tiny.model, {}, options);
+  Trainer trainer(*tiny.model, {}, trainer_options(z3, /*steps=*/2, /*lr=*/1e-3));
   std::vector<int64_t> per_step;
   for (int64_t s = 0; s < 2; ++s) {
     trainer.step(testing::random_batches(config.vocab_size, /*count=*/3, /*rows=*/2, /*length=*/8));
@@ -336,15 +341,7 @@ struct Trained {
 Trained train_three_steps(bool layers_train, bool checkpointing, std::optional<int64_t> only_layer, bool resident) {
   TinyZero3 tiny(layers_train, /*keep_layers=*/resident ? 2 : 0, checkpointing, false, only_layer, 2, resident);
   Zero3Parameters& z3 = *tiny.z3;
-  TrainerOptions options;
-  options.schedule = {.type = "constant", .peak = 1e-2, .warmup_steps = 0, .total_steps = 3};
-  options.log_to_console = false;
-  options.before_forward = [&] { z3.gather_outer(); };
-  options.after_forward = [&] { z3.release_outer(); };
-  options.sharded_step = [&](double lr, double max_norm) { return z3.step(lr, max_norm); };
-  options.sharded_state_bytes = [&] { return z3.state_bytes(); };
-  options.sharded_state_tensors = [&] { return z3.state_tensors(); };
-  Trainer trainer(*tiny.model, {}, options);
+  Trainer trainer(*tiny.model, {}, trainer_options(z3, /*steps=*/3, /*lr=*/1e-2));
   Trained out;
   for (int64_t s = 0; s < 3; ++s) {
     at::manual_seed(100 + s);

@@ -53,6 +53,12 @@ TrainBatch micro_batch(const std::vector<int64_t>& lengths, int64_t vocab, uint3
   return b;
 }
 
+// 600 tokens (bucket 640), 300 (bucket 320), 580 (bucket 640 again, 60 pad tokens where the first had 40).
+std::vector<TrainBatch> three_micro_batches(int64_t vocab, at::Device device) {
+  return {micro_batch({200, 150, 250}, vocab, 1, device), micro_batch({100, 120, 80}, vocab, 2, device),
+          micro_batch({300, 180, 100}, vocab, 3, device)};
+}
+
 Outcome train(const ModelConfig& config, const ModelWeights& weights, const std::vector<TrainBatch>& batches,
               Method method, bool checkpointing, bool graphs, double lora_dropout = 0) {
   const at::Device gpu(at::kCUDA, 0);
@@ -140,10 +146,7 @@ TEST(LayerGraphs, TrainAsTheEagerLayersOnGpu) {
   const ModelConfig& config = tiny.config;
   const ModelWeights& weights = tiny.weights;
   const at::Device gpu(at::kCUDA, 0);
-  // 600 tokens (bucket 640), 300 (bucket 320), 580 (bucket 640 again, 60 pad tokens where the first had 40).
-  const std::vector<TrainBatch> batches = {micro_batch({200, 150, 250}, config.vocab_size, 1, gpu),
-                                           micro_batch({100, 120, 80}, config.vocab_size, 2, gpu),
-                                           micro_batch({300, 180, 100}, config.vocab_size, 3, gpu)};
+  const std::vector<TrainBatch> batches = three_micro_batches(config.vocab_size, gpu);
   for (Method method : {Method::full, Method::lora, Method::freeze}) {
     for (bool checkpointing : {false, true}) {
       const char* name = method == Method::full ? "full" : method == Method::lora ? "lora" : "freeze";
@@ -263,9 +266,7 @@ TEST(LayerGraphs, Zero3TrainsAsItsEagerLayersOnGpu) {
   const Tiny tiny;
   const ModelConfig& config = tiny.config;
   const at::Device gpu(at::kCUDA, 0);
-  const std::vector<TrainBatch> batches = {micro_batch({200, 150, 250}, config.vocab_size, 1, gpu),
-                                           micro_batch({100, 120, 80}, config.vocab_size, 2, gpu),
-                                           micro_batch({300, 180, 100}, config.vocab_size, 3, gpu)};
+  const std::vector<TrainBatch> batches = three_micro_batches(config.vocab_size, gpu);
   for (Method method : {Method::full, Method::lora, Method::freeze}) {
     for (bool checkpointing : {false, true}) {
       const char* name = method == Method::full ? "full" : method == Method::lora ? "lora" : "freeze";

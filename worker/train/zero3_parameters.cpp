@@ -550,6 +550,7 @@ at::Tensor Zero3Parameters::step(double lr, double max_grad_norm) {
   adamw_update(slots, lr, options_.adam);
   for (auto& u : units_) {
     if (!u->trains) continue;
+    u->refresh.wait();  // a resident layer's last regather, if no run waited for it, still reads the shard
     u->shard.copy_(u->master);
     u->grad.zero_();
     if (resident(*u)) {
@@ -637,6 +638,7 @@ void Zero3Parameters::masters_changed() {
   at::NoGradGuard no_grad;
   for (auto& u : units_) {
     if (!u->trains) continue;
+    u->refresh.wait();  // the start's gather of a resident layer still reads the shard
     u->shard.copy_(u->master);
     if (resident(*u)) {
       refresh_resident(*u);
